@@ -1,0 +1,558 @@
+"""Low-level KSeF API 2.0 client: one method per endpoint, no hidden state but the HTTP session and tokens.
+
+Every call has a timeout. Errors are raised as the typed exceptions of :mod:`ksefnet_core.errors`; the
+client never retries on its own, with one exception: when an access token has expired (or is about to),
+it is refreshed with the refresh token before the call, and a call answered 401 is repeated once after a
+refresh (a 401 means KSeF did not process it).
+
+Workflows (authentication, sending, downloading) are built on top in :mod:`ksefnet_core.auth`,
+:mod:`ksefnet_core.sessions` and :mod:`ksefnet_core.download`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import requests
+
+from . import __version__
+from .crypto import PublicKeyCertificate, parse_datetime
+from .environments import Environment
+from .environments import get as get_environment
+from .errors import (
+    BAD_REQUEST_CLASSES,
+    ErrorDetail,
+    KsefApiError,
+    KsefBadRequest,
+    KsefError,
+    KsefForbidden,
+    KsefGone,
+    KsefProtocolError,
+    KsefRateLimited,
+    KsefServerError,
+    KsefTimeoutError,
+    KsefTransportError,
+    KsefUnauthorized,
+)
+from .throttle import Throttle
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
+#: refresh the access token when it expires within this margin
+REFRESH_MARGIN = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, repr=False)
+class Token:
+    """A JWT with its expiry. ``repr`` never shows the token itself."""
+
+    token: str
+    valid_until: datetime
+
+    @classmethod
+    def from_json(cls, data: dict) -> Token:
+        return cls(data["token"], parse_datetime(data["validUntil"]))
+
+    def expires_within(self, margin: timedelta, now: datetime | None = None) -> bool:
+        return self.valid_until - margin <= (now or datetime.now(timezone.utc))
+
+    def __repr__(self) -> str:
+        return f"Token(<hidden>, valid_until={self.valid_until.isoformat()})"
+
+
+class KsefClient:
+    """HTTP client for one KSeF environment (or the local simulator, through a custom base URL).
+
+    Thread-safe for concurrent calls once authenticated (``requests.Session`` per client; token refresh is
+    serialised by a lock).
+    """
+
+    def __init__(
+        self,
+        environment: Environment | str,
+        *,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+        problem_details: bool = False,
+        throttle: Throttle | None = None,
+        throttle_max_wait: float | None = None,
+    ) -> None:
+        self.environment = get_environment(environment) if isinstance(environment, str) else environment
+        self.timeout = timeout
+        self.http = session or requests.Session()
+        self.http.headers.update({"User-Agent": f"KSeFNet/{__version__}", "Accept": "application/json"})
+        if problem_details:
+            self.http.headers["X-Error-Format"] = "problem-details"
+        self.access_token: Token | None = None
+        self.refresh_token: Token | None = None
+        self.auth_reference: str | None = None
+        self._refresh_lock = threading.Lock()
+        self._public_keys: list[PublicKeyCertificate] | None = None
+        #: optional client-side pacing (see :mod:`ksefnet_core.throttle`); None sends at once
+        self.throttle = throttle
+        self.throttle_max_wait = throttle_max_wait
+
+    def __repr__(self) -> str:
+        return f"KsefClient({self.environment.name}, {self.environment.api_base})"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> KsefClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return self.environment.api_base + path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: str | None = "access",
+        json_body: Any = None,
+        data: bytes | None = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+        expect: tuple[int, ...] = (200,),
+        absolute_url: str | None = None,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | None = None,
+        group: str | None = None,
+    ) -> requests.Response:
+        """Send one request. ``auth`` is ``"access"``, ``"refresh"``, a raw token string, or None.
+
+        ``group`` is the request's rate-limit group (``GET /rate-limits`` key); with a throttle set, the call
+        waits until it is within KSeF's windows (or raises ThrottleDeferred past ``throttle_max_wait``).
+        """
+        hdrs = dict(headers or {})
+        uses_access = auth == "access"
+        if uses_access:
+            self._ensure_fresh_access_token()
+        for attempt in (1, 2):
+            bearer = self._bearer(auth)
+            if bearer:
+                hdrs["Authorization"] = f"Bearer {bearer}"
+            if json_body is not None:
+                hdrs.setdefault("Content-Type", "application/json")
+                payload: bytes | None = json.dumps(json_body).encode("utf-8")
+            else:
+                payload = data
+            resp = self._send(
+                method, absolute_url or self.url(path), payload, params, hdrs, stream, timeout, path
+            )
+            if resp.status_code == 401 and uses_access and attempt == 1 and self.refresh_token is not None:
+                resp.close()
+                self.refresh_access_token()
+                continue
+            break
+        if resp.status_code not in expect:
+            err = self._error(resp, method, path)
+            if isinstance(err, KsefRateLimited) and self.throttle is not None and group:
+                self.throttle.penalise(group, err.retry_after or 1.0)
+            raise err
+        return resp
+
+    def _bearer(self, auth: str | None) -> str | None:
+        if auth is None:
+            return None
+        if auth == "access":
+            if self.access_token is None:
+                raise KsefError("not authenticated: no access token (authenticate first)")
+            return self.access_token.token
+        if auth == "refresh":
+            if self.refresh_token is None:
+                raise KsefError("not authenticated: no refresh token")
+            return self.refresh_token.token
+        return auth
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        payload: bytes | None,
+        params: dict | None,
+        headers: dict,
+        stream: bool,
+        timeout: float | tuple[float, float] | None,
+        path: str,
+    ) -> requests.Response:
+        try:
+            return self.http.request(
+                method,
+                url,
+                data=payload,
+                params=params,
+                headers=headers,
+                timeout=timeout or self.timeout,
+                stream=stream,
+            )
+        except requests.ConnectTimeout as exc:
+            raise KsefTransportError(
+                f"connection timed out: {_brief(exc)}", method=method, path=path
+            ) from None
+        except requests.ConnectionError as exc:
+            # A connection reset/closed after the request was written is ambiguous: KSeF may have it.
+            text = str(exc)
+            sent = any(s in text for s in ("RemoteDisconnected", "Connection aborted", "reset by peer"))
+            cls = KsefTimeoutError if sent else KsefTransportError
+            raise cls(f"connection failed: {_brief(exc)}", method=method, path=path) from None
+        except requests.Timeout as exc:
+            raise KsefTimeoutError(f"no answer in time: {_brief(exc)}", method=method, path=path) from None
+        except requests.RequestException as exc:
+            raise KsefTransportError(f"request failed: {_brief(exc)}", method=method, path=path) from None
+
+    @staticmethod
+    def _error(resp: requests.Response, method: str, path: str) -> KsefError:
+        """Turn an error answer into the matching typed exception."""
+        status = resp.status_code
+        ctype = resp.headers.get("Content-Type", "")
+        body: Any = None
+        if "json" in ctype:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+        errors: list[ErrorDetail] = []
+        reference = None
+        detail = ""
+        if isinstance(body, dict):
+            exc = body.get("exception")
+            if isinstance(exc, dict):
+                reference = exc.get("referenceNumber") or exc.get("serviceCode")
+                for item in exc.get("exceptionDetailList") or []:
+                    errors.append(
+                        ErrorDetail(
+                            item.get("exceptionCode"),
+                            item.get("exceptionDescription") or "",
+                            tuple(item.get("details") or ()),
+                        )
+                    )
+            for item in body.get("errors") or []:  # problem+json 400
+                errors.append(
+                    ErrorDetail(
+                        item.get("code"), item.get("description") or "", tuple(item.get("details") or ())
+                    )
+                )
+            st = body.get("status")
+            if isinstance(st, dict):  # legacy 429 body
+                detail = "; ".join(st.get("details") or []) or st.get("description", "")
+            detail = detail or body.get("detail") or body.get("title") or ""
+            reference = reference or body.get("traceId")
+        kw: dict[str, Any] = {
+            "http_status": status,
+            "errors": errors,
+            "reference_number": reference,
+            "method": method,
+            "path": path,
+        }
+        message = detail or resp.reason or f"HTTP {status}"
+        if status == 400:
+            cls = next(
+                (BAD_REQUEST_CLASSES[e.code] for e in errors if e.code in BAD_REQUEST_CLASSES), KsefBadRequest
+            )
+            return cls(message, **kw)
+        if status == 401:
+            return KsefUnauthorized(message, **kw)
+        if status == 403:
+            reason = body.get("reasonCode") if isinstance(body, dict) else None
+            security = body.get("security") if isinstance(body, dict) else None
+            return KsefForbidden(message, reason_code=reason, security=security, **kw)
+        if status == 410:
+            return KsefGone(message, **kw)
+        if status == 429:
+            return KsefRateLimited(message, retry_after=_retry_after(resp.headers.get("Retry-After")), **kw)
+        if status >= 500:
+            return KsefServerError(message, **kw)
+        if 200 <= status < 300:
+            return KsefProtocolError(f"unexpected status {status}", **kw)
+        return KsefApiError(message, **kw)
+
+    @staticmethod
+    def _json(resp: requests.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise KsefProtocolError(
+                f"expected JSON, got {resp.headers.get('Content-Type')!r}", http_status=resp.status_code
+            ) from None
+
+    # -- tokens -----------------------------------------------------------------------------------------
+    def set_tokens(self, access: Token, refresh: Token | None, auth_reference: str | None = None) -> None:
+        self.access_token, self.refresh_token = access, refresh
+        if auth_reference:
+            self.auth_reference = auth_reference
+
+    def _ensure_fresh_access_token(self) -> None:
+        tok = self.access_token
+        if tok is not None and self.refresh_token is not None and tok.expires_within(REFRESH_MARGIN):
+            self.refresh_access_token(only_if=tok)
+
+    def refresh_access_token(self, only_if: Token | None = None) -> Token:
+        """``POST /auth/token/refresh``: a new access token from the refresh token."""
+        with self._refresh_lock:
+            if only_if is not None and self.access_token is not only_if:
+                assert self.access_token is not None
+                return self.access_token  # another thread refreshed it meanwhile
+            resp = self.request("POST", "/auth/token/refresh", auth="refresh", group="auth")
+            self.access_token = Token.from_json(self._json(resp)["accessToken"])
+            _logger.debug("KSeF access token refreshed, valid until %s", self.access_token.valid_until)
+            return self.access_token
+
+    # -- security ---------------------------------------------------------------------------------------
+    def get_public_key_certificates(self) -> list[PublicKeyCertificate]:
+        resp = self.request("GET", "/security/public-key-certificates", auth=None, group="auth")
+        return [PublicKeyCertificate.from_json(item) for item in self._json(resp)]
+
+    def public_keys(self, refresh: bool = False) -> list[PublicKeyCertificate]:
+        """The public keys, fetched once and cached (``refresh=True`` after a 21470 answer)."""
+        if refresh or self._public_keys is None:
+            self._public_keys = self.get_public_key_certificates()
+        return self._public_keys
+
+    # -- authentication ---------------------------------------------------------------------------------
+    def auth_challenge(self) -> dict:
+        return self._json(self.request("POST", "/auth/challenge", auth=None, group="auth"))
+
+    def auth_ksef_token(self, body: dict) -> dict:
+        return self._json(
+            self.request("POST", "/auth/ksef-token", auth=None, json_body=body, expect=(202,), group="auth")
+        )
+
+    def auth_xades_signature(self, signed_xml: bytes, verify_certificate_chain: bool | None = None) -> dict:
+        params = (
+            None
+            if verify_certificate_chain is None
+            else {"verifyCertificateChain": str(verify_certificate_chain).lower()}
+        )
+        resp = self.request(
+            "POST",
+            "/auth/xades-signature",
+            auth=None,
+            data=signed_xml,
+            params=params,
+            headers={"Content-Type": "application/xml"},
+            expect=(202,),
+        )
+        return self._json(resp)
+
+    def auth_status(self, reference_number: str, authentication_token: str) -> dict:
+        return self._json(
+            self.request("GET", f"/auth/{reference_number}", auth=authentication_token, group="auth")
+        )
+
+    def auth_redeem(self, authentication_token: str) -> dict:
+        return self._json(self.request("POST", "/auth/token/redeem", auth=authentication_token, group="auth"))
+
+    def auth_sessions(self, page_size: int | None = None) -> Iterator[dict]:
+        params = {"pageSize": page_size} if page_size else None
+        yield from self._continuation("GET", "/auth/sessions", "items", params=params, group="other")
+
+    def revoke_current_auth_session(self) -> None:
+        self.request(
+            "DELETE",
+            "/auth/sessions/current",
+            auth="refresh" if self.refresh_token else "access",
+            expect=(204,),
+        )
+
+    def revoke_auth_session(self, reference_number: str) -> None:
+        self.request("DELETE", f"/auth/sessions/{reference_number}", expect=(204,))
+
+    # -- KSeF tokens ------------------------------------------------------------------------------------
+    def create_token(self, permissions: list[str], description: str) -> dict:
+        body = {"permissions": permissions, "description": description}
+        return self._json(self.request("POST", "/tokens", json_body=body, expect=(202,)))
+
+    def list_tokens(self, **filters: Any) -> Iterator[dict]:
+        yield from self._continuation("GET", "/tokens", "tokens", params=filters or None, group="other")
+
+    def get_token(self, reference_number: str) -> dict:
+        return self._json(self.request("GET", f"/tokens/{reference_number}"))
+
+    def revoke_token(self, reference_number: str) -> None:
+        self.request("DELETE", f"/tokens/{reference_number}", expect=(204,))
+
+    # -- online session ---------------------------------------------------------------------------------
+    def open_online_session(self, form_code: dict, encryption: dict) -> dict:
+        body = {"formCode": form_code, "encryption": encryption}
+        return self._json(
+            self.request("POST", "/sessions/online", json_body=body, expect=(201,), group="onlineSession")
+        )
+
+    def send_online_invoice(self, session_reference: str, body: dict) -> dict:
+        resp = self.request(
+            "POST",
+            f"/sessions/online/{session_reference}/invoices",
+            json_body=body,
+            expect=(202,),
+            group="invoiceSend",
+        )
+        return self._json(resp)
+
+    def close_online_session(self, session_reference: str) -> None:
+        self.request(
+            "POST", f"/sessions/online/{session_reference}/close", expect=(204,), group="onlineSession"
+        )
+
+    # -- batch session ----------------------------------------------------------------------------------
+    def open_batch_session(self, body: dict) -> dict:
+        return self._json(
+            self.request("POST", "/sessions/batch", json_body=body, expect=(201,), group="batchSession")
+        )
+
+    def upload_batch_part(self, upload_request: dict, data: Any) -> None:
+        """Upload one encrypted part with exactly the method, URL and headers KSeF returned (no bearer)."""
+        method = upload_request.get("method") or "PUT"
+        self.request(
+            method,
+            "/sessions/batch (part upload)",
+            auth=None,
+            absolute_url=upload_request["url"],
+            data=data,
+            headers=dict(upload_request.get("headers") or {}),
+            expect=(200, 201),
+        )
+
+    def close_batch_session(self, session_reference: str) -> None:
+        self.request(
+            "POST", f"/sessions/batch/{session_reference}/close", expect=(204,), group="batchSession"
+        )
+
+    # -- session status ---------------------------------------------------------------------------------
+    def session_status(self, session_reference: str) -> dict:
+        return self._json(self.request("GET", f"/sessions/{session_reference}", group="sessionMisc"))
+
+    def list_sessions(
+        self, session_type: str, page_size: int | None = None, **filters: Any
+    ) -> Iterator[dict]:
+        params: dict[str, Any] = {"sessionType": session_type, **filters}
+        if page_size:
+            params["pageSize"] = page_size
+        yield from self._continuation("GET", "/sessions", "sessions", params=params, group="sessionList")
+
+    def session_invoices(self, session_reference: str, page_size: int | None = None) -> Iterator[dict]:
+        params = {"pageSize": page_size} if page_size else None
+        yield from self._continuation(
+            "GET", f"/sessions/{session_reference}/invoices", "invoices", params=params
+        )
+
+    def session_failed_invoices(self, session_reference: str, page_size: int | None = None) -> Iterator[dict]:
+        params = {"pageSize": page_size} if page_size else None
+        path = f"/sessions/{session_reference}/invoices/failed"
+        yield from self._continuation("GET", path, "invoices", params=params, group="sessionInvoiceList")
+
+    def session_invoice_status(self, session_reference: str, invoice_reference: str) -> dict:
+        return self._json(
+            self.request(
+                "GET", f"/sessions/{session_reference}/invoices/{invoice_reference}", group="invoiceStatus"
+            )
+        )
+
+    def invoice_upo(self, session_reference: str, invoice_reference: str) -> bytes:
+        resp = self.request(
+            "GET", f"/sessions/{session_reference}/invoices/{invoice_reference}/upo", group="sessionMisc"
+        )
+        return resp.content
+
+    def invoice_upo_by_ksef_number(self, session_reference: str, ksef_number: str) -> bytes:
+        resp = self.request(
+            "GET", f"/sessions/{session_reference}/invoices/ksef/{ksef_number}/upo", group="sessionMisc"
+        )
+        return resp.content
+
+    def session_upo(self, session_reference: str, upo_reference: str) -> bytes:
+        return self.request(
+            "GET", f"/sessions/{session_reference}/upo/{upo_reference}", group="sessionMisc"
+        ).content
+
+    def download_presigned(self, url: str, what: str = "pre-signed download") -> bytes:
+        """GET a pre-signed storage URL (UPO, export part): no bearer token, not rate-limited."""
+        return self.request("GET", what, auth=None, absolute_url=url).content
+
+    # -- invoices ---------------------------------------------------------------------------------------
+    def query_invoice_metadata(
+        self, filters: dict, *, page_offset: int = 0, page_size: int = 250, sort_order: str = "Asc"
+    ) -> dict:
+        params = {"sortOrder": sort_order, "pageOffset": page_offset, "pageSize": page_size}
+        return self._json(
+            self.request(
+                "POST", "/invoices/query/metadata", json_body=filters, params=params, group="invoiceMetadata"
+            )
+        )
+
+    def get_invoice(self, ksef_number: str) -> bytes:
+        """The invoice XML exactly as stored by KSeF (raises KsefNotYetAvailable for 21165)."""
+        resp = self.request(
+            "GET",
+            f"/invoices/ksef/{ksef_number}",
+            headers={"Accept": "application/xml"},
+            group="invoiceDownload",
+        )
+        return resp.content
+
+    def create_export(self, body: dict) -> dict:
+        return self._json(
+            self.request("POST", "/invoices/exports", json_body=body, expect=(201,), group="invoiceExport")
+        )
+
+    def export_status(self, reference_number: str) -> dict:
+        return self._json(
+            self.request("GET", f"/invoices/exports/{reference_number}", group="invoiceExportStatus")
+        )
+
+    # -- limits -----------------------------------------------------------------------------------------
+    def context_limits(self) -> dict:
+        return self._json(self.request("GET", "/limits/context"))
+
+    def rate_limits(self) -> dict:
+        return self._json(self.request("GET", "/rate-limits"))
+
+    def set_test_rate_limits(self, rate_limits: dict) -> None:
+        """TEST only: ``POST /testdata/rate-limits``."""
+        self.request("POST", "/testdata/rate-limits", json_body={"rateLimits": rate_limits})
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _continuation(
+        self, method: str, path: str, key: str, *, params: dict | None = None, group: str = "other"
+    ) -> Iterator[dict]:
+        token: str | None = None
+        while True:
+            headers = {"x-continuation-token": token} if token else None
+            page = self._json(self.request(method, path, params=params, headers=headers, group=group))
+            yield from page.get(key) or []
+            token = page.get("continuationToken")
+            if not token:
+                return
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            from email.utils import parsedate_to_datetime
+
+            when = parsedate_to_datetime(value)
+            return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+def _brief(exc: Exception) -> str:
+    """A short description of a transport error without URLs' query strings (which may carry secrets)."""
+    text = str(exc)
+    return text.split("?", 1)[0][:200]

@@ -1,0 +1,116 @@
+"""Client-side pacing so the client never provokes KSeF's HTTP 429 by itself.
+
+KSeF counts requests per (context, IP) in sliding windows of 1 s, 60 s and 60 min per endpoint group
+(``GET /rate-limits``). :class:`Throttle` keeps the same windows on the client side: ``acquire(group)``
+waits just long enough for the next request of that group to be within every window. Waits longer than
+``max_wait`` are not slept: :class:`ThrottleDeferred` tells the caller when to come back (e.g. a scheduled
+action that should end now and run again later rather than block a worker for an hour).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+#: KSeF's production limits (KSEF_API_NOTES §13): group -> (per second, per minute, per hour)
+DEFAULT_LIMITS: dict[str, tuple[int, int, int]] = {
+    "invoiceMetadata": (8, 16, 20),
+    "invoiceExport": (8, 16, 20),
+    "invoiceExportStatus": (10, 60, 600),
+    "invoiceDownload": (8, 16, 64),
+    "onlineSession": (10, 30, 120),
+    "invoiceSend": (10, 30, 180),
+    "batchSession": (10, 20, 60),
+    "invoiceStatus": (30, 120, 1200),
+    "sessionList": (5, 10, 60),
+    "sessionInvoiceList": (10, 20, 200),
+    "sessionMisc": (10, 120, 1200),
+    "other": (10, 30, 120),
+    "auth": (60, 0, 0),  # authentication and public endpoints: 60 req/s only (0 = no limit)
+}
+WINDOWS = (1.0, 60.0, 3600.0)
+
+
+class ThrottleDeferred(Exception):
+    """The next request of ``group`` is allowed only in ``wait`` seconds, more than the caller accepts."""
+
+    def __init__(self, group: str, wait: float) -> None:
+        super().__init__(f"KSeF rate limit for {group}: next request allowed in {wait:.0f} s")
+        self.group = group
+        self.wait = wait
+
+
+class Throttle:
+    """Sliding-window pacing per endpoint group. Thread-safe."""
+
+    def __init__(
+        self,
+        limits: dict[str, tuple[int, int, int]] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: dict[str, deque[float]] = {}
+        self._blocked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_rate_limits(cls, data: dict, **kw: object) -> Throttle:
+        """Build from a ``GET /rate-limits`` answer (``{group: {perSecond, perMinute, perHour}}``)."""
+        limits = dict(DEFAULT_LIMITS)
+        for group, value in data.items():
+            if isinstance(value, dict) and {"perSecond", "perMinute", "perHour"} <= value.keys():
+                limits[group] = (int(value["perSecond"]), int(value["perMinute"]), int(value["perHour"]))
+        return cls(limits, **kw)  # type: ignore[arg-type]
+
+    def delay(self, group: str) -> float:
+        """Seconds to wait before a request of ``group`` is within every window (0 if it is now)."""
+        with self._lock:
+            return self._delay(group, self._clock())
+
+    def _delay(self, group: str, now: float) -> float:
+        wait = max(0.0, self._blocked_until.get(group, 0.0) - now)
+        limits = self.limits.get(group)
+        sent = self._sent.get(group)
+        if not limits or not sent:
+            return wait
+        while sent and sent[0] <= now - WINDOWS[-1]:
+            sent.popleft()
+        for window, limit in zip(WINDOWS, limits, strict=True):
+            if limit <= 0:
+                continue
+            # count requests inside (now - window, now]; the oldest one that must expire is at index -limit
+            if len(sent) >= limit:
+                boundary = sent[-limit]
+                if boundary > now - window:
+                    wait = max(wait, boundary + window - now)
+        return wait
+
+    def acquire(self, group: str, max_wait: float | None = None) -> float:
+        """Wait until a request of ``group`` may be sent and record it; return the seconds waited.
+
+        Raises :class:`ThrottleDeferred` without waiting when the wait would exceed ``max_wait``.
+        """
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._delay(group, now)
+                if wait <= 0:
+                    self._sent.setdefault(group, deque()).append(now)
+                    return waited
+                if max_wait is not None and waited + wait > max_wait:
+                    raise ThrottleDeferred(group, wait)
+            self._sleep(wait)
+            waited += wait
+
+    def penalise(self, group: str, retry_after: float) -> None:
+        """After a 429 anyway (another client shares the context): hold the group for ``retry_after`` s."""
+        with self._lock:
+            until = self._clock() + max(0.0, retry_after)
+            self._blocked_until[group] = max(self._blocked_until.get(group, 0.0), until)
