@@ -17,13 +17,17 @@ FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
 
 @dataclass(frozen=True)
 class ThirdParty:
-    nip: str
-    name: str
+    """Podmiot3. Identified by ``nip`` or, when it has none, by ``internal_id`` (IDWew: NIP-5 digits)."""
+
+    nip: str | None = None
+    name: str = "Odbiorca"
     role: int = 2  # 2: recipient (odbiorca); see the FA(3) Rola codes
-    internal_id: str | None = None  # IDWew
+    internal_id: str | None = None  # IDWew, used instead of the NIP
     address_line1: str | None = None
     address_line2: str | None = None
     gln: str | None = None
+    buyer_id: str | None = None  # IDNabywcy
+    customer_number: str | None = None  # NrKlienta
 
 
 def _money(value: Decimal) -> str:
@@ -73,10 +77,13 @@ def sample_invoice(
     wz = "".join(f"<WZ>{escape(w)}</WZ>" for w in delivery_notes)
     podmiot3 = "".join(
         "<Podmiot3>"
-        + (f"<IDNabywcy>{escape(tp.internal_id)}</IDNabywcy>" if tp.internal_id else "")
-        + f"<DaneIdentyfikacyjne><NIP>{tp.nip}</NIP><Nazwa>{escape(tp.name)}</Nazwa></DaneIdentyfikacyjne>"
+        + (f"<IDNabywcy>{escape(tp.buyer_id)}</IDNabywcy>" if tp.buyer_id else "")
+        + "<DaneIdentyfikacyjne>"
+        + (f"<NIP>{tp.nip}</NIP>" if tp.nip else f"<IDWew>{escape(tp.internal_id or '')}</IDWew>")
+        + f"<Nazwa>{escape(tp.name)}</Nazwa></DaneIdentyfikacyjne>"
         + (_address(tp.address_line1, tp.address_line2, tp.gln) if tp.address_line1 else "")
         + f"<Rola>{tp.role}</Rola>"
+        + (f"<NrKlienta>{escape(tp.customer_number)}</NrKlienta>" if tp.customer_number else "")
         + "</Podmiot3>"
         for tp in third_parties
     )

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 
 from .certificates import Credential
+from .xmlsafe import UnsafeXmlError, parse_bytes
 
 AUTH_NS = "http://ksef.mf.gov.pl/auth/token/2.1"
 AUTH_NAMESPACES = ("http://ksef.mf.gov.pl/auth/token/2.0", AUTH_NS)
@@ -188,14 +189,13 @@ def sign_xades(xml: bytes, credential: Credential, *, signing_time: datetime | N
 
 
 def _parse_safely(xml: bytes) -> Any:
-    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
-        raise XadesVerificationError(
-            9101, "Nieprawidłowy dokument: deklaracje DOCTYPE/ENTITY są niedozwolone."
-        )
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
-        return etree.fromstring(xml, parser)
-    except etree.XMLSyntaxError as exc:
+        return parse_bytes(xml)
+    except UnsafeXmlError as exc:
+        if "DOCTYPE" in exc.reason:
+            raise XadesVerificationError(
+                9101, "Nieprawidłowy dokument: deklaracje DOCTYPE/ENTITY są niedozwolone."
+            ) from None
         raise XadesVerificationError(21001, f"Nieczytelna treść: {exc}") from None
 
 

@@ -16,27 +16,13 @@ below the HWM never changes.
 from __future__ import annotations
 
 import bisect
-import re
-import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from lxml import etree
-
+from .. import fa3
 from ..crypto import sha256_b64
 from ..ids import make_ksef_number, make_reference_number
-
-FA3_NS = "http://crd.gov.pl/wzor/2025/06/25/13775/"
-SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "FA" / "schemat_FA(3)_v1-0E.xsd"
-FORBIDDEN = [(0x7F, 0x84), (0x86, 0x9F), (0xFDD0, 0xFDEF)] + [
-    (p * 0x10000 + 0xFFFE, p * 0x10000 + 0xFFFF) for p in range(17)
-]
-_FORBIDDEN_RE = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in FORBIDDEN) + "]")
-_schema_lock = threading.Lock()
 
 INVOICE_STATUS = {
     100: "Faktura przyjęta do dalszego przetwarzania",
@@ -61,11 +47,6 @@ KIND_TO_TYPE = {
     "KOR_ZAL": "KorZal",
     "KOR_ROZ": "KorRoz",
 }
-
-
-@lru_cache(maxsize=1)
-def fa3_schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(SCHEMA)))
 
 
 class Rejected(Exception):
@@ -98,103 +79,56 @@ class Parsed:
     corrected_hash: str | None = None
 
 
-def _text(el: Any, path: str) -> str | None:
-    found = el.find(path, {"f": FA3_NS})
-    return found.text.strip() if found is not None and found.text else None
-
-
-def _money(value: str | None) -> Decimal:
-    try:
-        return Decimal(value) if value else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)
-
-
 def check_and_parse(xml: bytes, today: date) -> Parsed:
-    """KSeF's checks on one invoice file (verification status 430/450 on failure) and its key data."""
-    if xml.startswith(b"\xef\xbb\xbf"):
-        raise Rejected(430, ["Plik faktury zawiera znacznik BOM; wymagane UTF-8 bez BOM."])
+    """KSeF's checks on one invoice file (status 430/450 on failure) and its key data.
+
+    The checks are those of :func:`ksefnet_core.fa3.validate` (encoding, code points, safe XML, FA(3) schema,
+    issue date); the size limits of the context are applied by the caller before this.
+    """
     try:
-        text = xml.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Rejected(430, ["Plik faktury nie jest poprawnie zakodowany w UTF-8."]) from None
-    bad = _FORBIDDEN_RE.search(text)
-    if bad:
-        raise Rejected(430, [f"Niedozwolony znak U+{ord(bad.group()):04X} w pliku faktury."])
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise Rejected(430, ["Deklaracje DOCTYPE są niedozwolone."])
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-    try:
-        root = etree.fromstring(xml, parser)
-    except etree.XMLSyntaxError as exc:
-        raise Rejected(430, [f"Plik nie jest poprawnym dokumentem XML: {exc}"]) from None
-    if any(
-        isinstance(n, etree._ProcessingInstruction) for n in root.itersiblings(preceding=True)
-    ) or root.xpath("//processing-instruction()"):
-        raise Rejected(430, ["Instrukcje przetwarzania są niedozwolone."])
-    schema = fa3_schema()
-    with _schema_lock:  # libxml2 schema objects are not safe for concurrent validation
-        valid = schema.validate(root)
-        errors = [f"{e.line}: {e.message}" for e in list(schema.error_log)[:5]]
-    if not valid:
-        raise Rejected(430, ["Błąd weryfikacji zgodności ze schematem FA(3)."] + errors)
-    fa = root.find("f:Fa", {"f": FA3_NS})
-    p1 = root.find("f:Podmiot1/f:DaneIdentyfikacyjne", {"f": FA3_NS})
-    p2 = root.find("f:Podmiot2/f:DaneIdentyfikacyjne", {"f": FA3_NS})
-    issue = date.fromisoformat(_text(fa, "f:P_1") or "1970-01-01")
-    if issue > today:
-        raise Rejected(450, [f"Data wystawienia faktury (P_1 {issue}) jest późniejsza niż data przyjęcia."])
-    buyer_type, buyer_value = "None", None
-    if _text(p2, "f:NIP"):
-        buyer_type, buyer_value = "Nip", _text(p2, "f:NIP")
-    elif _text(p2, "f:NrVatUE"):
-        buyer_type, buyer_value = "VatUe", (_text(p2, "f:KodUE") or "") + (_text(p2, "f:NrVatUE") or "")
-    elif _text(p2, "f:NrID"):
-        buyer_type, buyer_value = "Other", _text(p2, "f:NrID")
-    third = []
-    for p3 in root.findall("f:Podmiot3", {"f": FA3_NS}):
-        ident = p3.find("f:DaneIdentyfikacyjne", {"f": FA3_NS})
-        nip = _text(ident, "f:NIP")
-        internal = _text(ident, "f:IDWew")
-        kind, value = ("Nip", nip) if nip else (("InternalId", internal) if internal else ("None", None))
-        role = _text(p3, "f:Rola")
-        third.append(
-            {"type": kind, "value": value, "name": _text(ident, "f:Nazwa"), "role": int(role) if role else 0}
+        inv = fa3.validate(xml, today=today, max_size=10**9, max_size_with_attachment=10**9)
+    except fa3.InvoiceValidationError as exc:
+        heading = (
+            "Błąd weryfikacji semantyki dokumentu faktury."
+            if exc.ksef_status == 450
+            else "Błąd weryfikacji pliku faktury."
         )
-    auth = root.find("f:PodmiotUpowazniony", {"f": FA3_NS})
-    authorized = None
-    if auth is not None:
-        role = _text(auth, "f:RolaPU")
-        authorized = {
-            "nip": _text(auth, "f:DaneIdentyfikacyjne/f:NIP"),
-            "name": _text(auth, "f:DaneIdentyfikacyjne/f:Nazwa"),
-            "role": int(role) if role else 1,
+        raise Rejected(exc.ksef_status, [heading] + [str(i) for i in exc.issues[:5]]) from None
+    buyer_type, buyer_value = inv.buyer.identifier
+    if buyer_type == "InternalId":  # a buyer has no IDWew; keep KSeF's metadata vocabulary
+        buyer_type, buyer_value = "Other", buyer_value
+    third = [
+        {
+            "type": tp.identifier[0] if tp.identifier[0] in ("Nip", "InternalId") else "None",
+            "value": tp.identifier[1] if tp.identifier[0] in ("Nip", "InternalId") else None,
+            "name": tp.name,
+            "role": tp.role or 0,
         }
-    net = sum((_money(e.text) for e in fa if etree.QName(e).localname.startswith("P_13_")), Decimal(0))
-    vat = sum(
-        (
-            _money(e.text)
-            for e in fa
-            if etree.QName(e).localname.startswith("P_14_") and not etree.QName(e).localname.endswith("W")
-        ),
-        Decimal(0),
-    )
+        for tp in inv.third_parties
+    ]
+    authorized = None
+    if inv.authorized_subject is not None:
+        authorized = {
+            "nip": inv.authorized_subject.nip,
+            "name": inv.authorized_subject.name,
+            "role": inv.authorized_subject.role or 1,
+        }
     return Parsed(
-        seller_nip=_text(p1, "f:NIP") or "",
-        seller_name=_text(p1, "f:Nazwa"),
+        seller_nip=inv.seller.nip or "",
+        seller_name=inv.seller.name,
         buyer_type=buyer_type,
         buyer_value=buyer_value,
-        buyer_name=_text(p2, "f:Nazwa"),
+        buyer_name=inv.buyer.name,
         third=third,
         authorized=authorized,
-        number=_text(fa, "f:P_2") or "",
-        issue_date=issue,
-        kind=_text(fa, "f:RodzajFaktury") or "VAT",
-        currency=_text(fa, "f:KodWaluty") or "PLN",
-        net=float(net),
-        vat=float(vat),
-        gross=float(_money(_text(fa, "f:P_15"))),
-        has_attachment=root.find("f:Zalacznik", {"f": FA3_NS}) is not None,
+        number=inv.number,
+        issue_date=inv.issue_date,
+        kind=inv.kind,
+        currency=inv.currency,
+        net=float(inv.net_total),
+        vat=float(inv.vat_total),
+        gross=float(inv.gross_total),
+        has_attachment=inv.has_attachment,
     )
 
 

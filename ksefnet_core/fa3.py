@@ -1,0 +1,607 @@
+"""FA(3) toolkit: KSeF's pre-checks, offline XSD validation and extraction of what the buffer needs.
+
+``validate(data)`` does what KSeF does to an invoice file before it gives a KSeF number (section 8 of the KSeF
+notes): encoding (UTF-8 without BOM, no other declared encoding), no processing instructions, no discouraged
+code points, size limits, well-formed XML parsed safely (no DTD, no entities, no network), valid against the
+official FA(3) schema shipped in ``schemas/FA`` and an issue date (P_1) that is not in the future. It returns the
+extracted :class:`Invoice` or raises :class:`InvoiceValidationError` listing every problem found, each with a
+stable code, a message, and the line and element path when known.
+
+``parse(data)`` only parses safely and extracts (for invoices downloaded from KSeF, already validated there);
+it reads FA(3) and the older FA(2), whose structure is the same for everything extracted here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from lxml import etree
+
+from .ids import is_valid_nip
+from .xmlsafe import UnsafeXmlError, parse_bytes
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas" / "FA"
+
+FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
+FA2_NAMESPACE = "http://crd.gov.pl/wzor/2023/06/29/12648/"
+FA_RR1_NAMESPACE = "http://crd.gov.pl/wzor/2026/03/06/14189/"
+
+# KSeF's default limits for one invoice file (GET /limits/context may report others for a context).
+MAX_SIZE = 1_000_000
+MAX_SIZE_WITH_ATTACHMENT = 3_000_000
+
+INVOICE_KINDS = ("VAT", "KOR", "ZAL", "ROZ", "UPR", "KOR_ZAL", "KOR_ROZ")
+CORRECTION_KINDS = ("KOR", "KOR_ZAL", "KOR_ROZ")
+
+# Discouraged code points that KSeF refuses (#x7F-#x84, #x86-#x9F, #xFDD0-#xFDEF, #xnFFFE-#xnFFFF).
+_FORBIDDEN_RANGES = [(0x7F, 0x84), (0x86, 0x9F), (0xFDD0, 0xFDEF)] + [
+    (plane * 0x10000 + 0xFFFE, plane * 0x10000 + 0xFFFF) for plane in range(17)
+]
+_FORBIDDEN_RE = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _FORBIDDEN_RANGES) + "]")
+_DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
+
+
+class FormCode(NamedTuple):
+    """A KSeF form code, as in ``formCode`` of the API (systemCode / schemaVersion / value)."""
+
+    system_code: str
+    schema_version: str
+    value: str
+    namespace: str
+    schema_file: str
+
+    def as_api(self) -> dict[str, str]:
+        return {"systemCode": self.system_code, "schemaVersion": self.schema_version, "value": self.value}
+
+
+FA3 = FormCode("FA (3)", "1-0E", "FA", FA3_NAMESPACE, "schemat_FA(3)_v1-0E.xsd")
+FA2 = FormCode("FA (2)", "1-0E", "FA", FA2_NAMESPACE, "schemat_FA(2)_v1-0E.xsd")
+FA_RR1 = FormCode("FA_RR (1)", "1-1E", "FA_RR", FA_RR1_NAMESPACE, "schemat_FA_RR(1)_v1-1E.xsd")
+FORM_CODES = {fc.namespace: fc for fc in (FA3, FA2, FA_RR1)}
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem with an invoice file. ``code`` is stable (for programs and translations)."""
+
+    code: str  # encoding | bom | declaration | control-char | size | xml | unsafe | form | schema | issue-date | nip
+    message: str
+    line: int | None = None
+    path: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.line:
+            where.append(f"line {self.line}")
+        if self.path:
+            where.append(self.path)
+        return f"{self.message} ({', '.join(where)})" if where else self.message
+
+
+class InvoiceValidationError(ValueError):
+    """The invoice file would be rejected by KSeF. ``issues`` lists every problem found.
+
+    ``ksef_status`` is the invoice status KSeF would give it: 430 (file verification) or 450 (semantics).
+    """
+
+    def __init__(self, issues: list[ValidationIssue]) -> None:
+        self.issues = list(issues)
+        shown = "; ".join(str(i) for i in self.issues[:5])
+        more = f" (and {len(self.issues) - 5} more)" if len(self.issues) > 5 else ""
+        super().__init__(f"Invalid invoice: {shown}{more}")
+
+    @property
+    def ksef_status(self) -> int:
+        return 450 if all(i.code in ("issue-date", "nip") for i in self.issues) else 430
+
+
+@dataclass(frozen=True)
+class Address:
+    country: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    gln: str | None = None
+
+    @property
+    def text(self) -> str:
+        return ", ".join(p for p in (self.line1, self.line2, self.country) if p)
+
+
+@dataclass(frozen=True)
+class Party:
+    """Seller (Podmiot1), buyer (Podmiot2), third party (Podmiot3) or authorised subject."""
+
+    nip: str | None = None
+    eu_vat: tuple[str, str] | None = None  # (KodUE, NrVatUE)
+    other_id: tuple[str | None, str] | None = None  # (KodKraju or None, NrID)
+    internal_id: str | None = None  # IDWew (Podmiot3 only)
+    no_id: bool = False  # BrakID
+    name: str | None = None
+    address: Address | None = None
+    correspondence_address: Address | None = None
+    customer_number: str | None = None  # NrKlienta
+    buyer_id: str | None = None  # IDNabywcy
+
+    @property
+    def identifier(self) -> tuple[str, str | None]:
+        """The identifier as KSeF's metadata types it: Nip, VatUe, Other, InternalId or None."""
+        if self.nip:
+            return "Nip", self.nip
+        if self.internal_id:
+            return "InternalId", self.internal_id
+        if self.eu_vat:
+            return "VatUe", self.eu_vat[0] + self.eu_vat[1]
+        if self.other_id:
+            return "Other", (self.other_id[0] or "") + self.other_id[1]
+        return "None", None
+
+    @property
+    def gln(self) -> str | None:
+        return self.address.gln if self.address else None
+
+
+@dataclass(frozen=True)
+class ThirdParty(Party):
+    role: int | None = None  # Rola (1..11)
+    role_description: str | None = None  # OpisRoli when RolaInna
+    share: Decimal | None = None  # Udzial
+
+
+@dataclass(frozen=True)
+class AuthorizedSubject(Party):
+    role: int | None = None  # RolaPU
+
+
+@dataclass(frozen=True)
+class CorrectedInvoice:
+    number: str
+    issue_date: date | None
+    ksef_number: str | None  # None when the corrected invoice was issued outside KSeF (NrKSeFN)
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """What the buffer and the classification rules read from an invoice."""
+
+    form_code: FormCode
+    kind: str  # RodzajFaktury
+    number: str  # P_2
+    issue_date: date  # P_1
+    seller: Party
+    buyer: Party
+    currency: str
+    net_total: Decimal
+    vat_total: Decimal
+    gross_total: Decimal
+    sha256_b64: str
+    size: int
+    place_of_issue: str | None = None  # P_1M
+    sale_date: date | None = None  # P_6
+    period: tuple[date, date] | None = None  # OkresFa (P_6_Od, P_6_Do)
+    third_parties: tuple[ThirdParty, ...] = ()
+    authorized_subject: AuthorizedSubject | None = None
+    delivery_note_numbers: tuple[str, ...] = ()  # WZ
+    order_numbers: tuple[str, ...] = ()  # WarunkiTransakcji/Zamowienia/NrZamowienia
+    corrected_invoices: tuple[CorrectedInvoice, ...] = ()
+    correction_reason: str | None = None  # PrzyczynaKorekty
+    has_attachment: bool = False
+    created_at: datetime | None = None  # Naglowek/DataWytworzeniaFa
+    system_info: str | None = None  # Naglowek/SystemInfo
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def customer_numbers(self) -> tuple[str, ...]:
+        """Every NrKlienta (buyer first, then third parties), without repeats."""
+        seen: list[str] = []
+        for party in (self.buyer, *self.third_parties):
+            if party.customer_number and party.customer_number not in seen:
+                seen.append(party.customer_number)
+        return tuple(seen)
+
+    @property
+    def is_correction(self) -> bool:
+        return self.kind in CORRECTION_KINDS
+
+
+# -- checks ---------------------------------------------------------------------------------------------------
+def precheck(data: bytes, *, max_size: int = MAX_SIZE_WITH_ATTACHMENT) -> list[ValidationIssue]:
+    """KSeF's checks that come before parsing: size, BOM, UTF-8, declared encoding, discouraged code points."""
+    issues: list[ValidationIssue] = []
+    if not data:
+        return [ValidationIssue("xml", "The invoice file is empty")]
+    if len(data) > max_size:
+        issues.append(
+            ValidationIssue("size", f"The invoice file has {len(data)} bytes; the limit is {max_size} bytes")
+        )
+    if data.startswith(b"\xef\xbb\xbf"):
+        issues.append(
+            ValidationIssue(
+                "bom", "The file starts with a byte order mark (BOM); UTF-8 without BOM is required"
+            )
+        )
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        issues.append(ValidationIssue("encoding", "The file is not valid UTF-8", line=line))
+        return issues
+    declared = _DECLARED_ENCODING.match(data)
+    if declared and declared.group(1).decode("ascii", "replace").lower().replace("_", "-") not in (
+        "utf-8",
+        "utf8",
+    ):
+        issues.append(
+            ValidationIssue(
+                "declaration",
+                f"The XML declaration names encoding {declared.group(1).decode('ascii', 'replace')!r}; "
+                "only UTF-8 is allowed",
+                line=1,
+            )
+        )
+    for bad in list(_FORBIDDEN_RE.finditer(text))[:5]:
+        line = text.count("\n", 0, bad.start()) + 1
+        issues.append(
+            ValidationIssue("control-char", f"Character U+{ord(bad.group()):04X} is not allowed", line=line)
+        )
+    return issues
+
+
+def _safe_root(data: bytes) -> etree._Element:
+    try:
+        return parse_bytes(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
+    except UnsafeXmlError as exc:
+        code = "unsafe" if "DOCTYPE" in exc.reason else "xml"
+        raise InvoiceValidationError([ValidationIssue(code, exc.reason, line=exc.line)]) from None
+
+
+def _processing_instructions(root: etree._Element) -> list[ValidationIssue]:
+    found = root.xpath("//processing-instruction()")  # "//" starts at the document: the prolog is included
+    return [
+        ValidationIssue(
+            "declaration", f"Processing instruction <?{pi.target} ...?> is not allowed", line=pi.sourceline
+        )
+        for pi in found
+    ]
+
+
+def detect_form_code(data: bytes | etree._Element) -> FormCode:
+    """The form (FA(3), FA(2), FA_RR(1)) of an invoice, from its namespace."""
+    root = data if isinstance(data, etree._Element) else _safe_root(data)
+    namespace = etree.QName(root).namespace or ""
+    form = FORM_CODES.get(namespace)
+    if form is None or etree.QName(root).localname != "Faktura":
+        raise InvoiceValidationError(
+            [
+                ValidationIssue(
+                    "form",
+                    f"Not a KSeF invoice: root element {etree.QName(root).localname!r} in namespace "
+                    f"{namespace or '(none)'!r}",
+                    line=root.sourceline,
+                )
+            ]
+        )
+    return form
+
+
+_schema_locks: dict[str, threading.Lock] = {}
+
+
+@lru_cache(maxsize=4)
+def _schema(schema_file: str) -> etree.XMLSchema:
+    # Local files only: the shipped XSDs import each other by relative path, and the parser has no network.
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / schema_file), parser))
+
+
+def validate_xsd(data: bytes | etree._Element, form: FormCode = FA3) -> list[ValidationIssue]:
+    """Offline validation against the shipped official schema of ``form`` (FA(3) by default)."""
+    root = data if isinstance(data, etree._Element) else _safe_root(data)
+    schema = _schema(form.schema_file)
+    lock = _schema_locks.setdefault(form.schema_file, threading.Lock())
+    with lock:  # a libxml2 schema context is not safe for concurrent validation
+        if schema.validate(root):
+            return []
+        errors = list(schema.error_log)
+    return [
+        ValidationIssue(
+            "schema", _clean_schema_message(e.message), line=e.line, path=_named_path(root, e.path)
+        )
+        for e in errors
+    ]
+
+
+def _clean_schema_message(message: str) -> str:
+    return re.sub(r"\{[^}]*\}", "", message)  # drop namespaces: "Element '{ns}P_2'" -> "Element 'P_2'"
+
+
+_STEP = re.compile(r"^\*(?:\[(\d+)\])?$")
+
+
+def _named_path(root: etree._Element, path: str | None) -> str | None:
+    """libxml2 reports ``/*/*[2]/*[1]`` for namespaced documents; turn it into ``/Faktura/Podmiot1/...``."""
+    if not path:
+        return None
+    steps = path.strip("/").split("/")
+    names: list[str] = []
+    node: etree._Element | None = None
+    for step in steps:
+        match = _STEP.match(step)
+        if not match:
+            return path
+        if node is None:
+            node = root
+        else:
+            children = [c for c in node if isinstance(c.tag, str)]
+            index = int(match.group(1) or 1) - 1
+            if index >= len(children):
+                return path
+            node = children[index]
+        names.append(_local(node))
+    return "/" + "/".join(names)
+
+
+def validate(
+    data: bytes,
+    *,
+    today: date | None = None,
+    max_size: int = MAX_SIZE,
+    max_size_with_attachment: int = MAX_SIZE_WITH_ATTACHMENT,
+    check_nip: bool = False,
+) -> Invoice:
+    """Everything KSeF checks offline; returns the extracted invoice or raises :class:`InvoiceValidationError`.
+
+    ``today`` is the acceptance date to compare P_1 with (default: today in Poland). ``check_nip`` adds the
+    NIP checksum checks that KSeF applies in production only.
+    """
+    issues = precheck(data, max_size=max(max_size, max_size_with_attachment))
+    if any(i.code in ("encoding", "size") for i in issues):
+        raise InvoiceValidationError(issues)
+    try:
+        root = _safe_root(data)
+    except InvoiceValidationError as exc:
+        raise InvoiceValidationError(issues + exc.issues) from None
+    issues += _processing_instructions(root)
+    form = detect_form_code(root)
+    if form is not FA3:
+        issues.append(
+            ValidationIssue("form", f"Form {form.system_code} is not accepted here; FA (3) is required")
+        )
+        raise InvoiceValidationError(issues)
+    issues += validate_xsd(root, form)
+    has_attachment = _find(root, "Zalacznik") is not None
+    if not has_attachment and len(data) > max_size:
+        issues.append(
+            ValidationIssue(
+                "size",
+                f"The invoice file has {len(data)} bytes; the limit without attachments is {max_size} bytes",
+            )
+        )
+    if issues:
+        raise InvoiceValidationError(issues)
+    invoice = _extract(root, form, data)
+    acceptance = today or poland_today()
+    if invoice.issue_date > acceptance:
+        issues.append(
+            ValidationIssue(
+                "issue-date",
+                f"The issue date (P_1) {invoice.issue_date.isoformat()} is later than today "
+                f"({acceptance.isoformat()})",
+                path="/Faktura/Fa/P_1",
+            )
+        )
+    if check_nip:
+        issues += _nip_issues(invoice)
+    if issues:
+        raise InvoiceValidationError(issues)
+    return invoice
+
+
+def parse(data: bytes) -> Invoice:
+    """Safe parse and extraction without schema validation (for invoices KSeF has already accepted)."""
+    root = _safe_root(data)
+    form = detect_form_code(root)
+    if form is FA_RR1:
+        raise InvoiceValidationError(
+            [ValidationIssue("form", "FA_RR (1) invoices (VAT RR, farmers) are not supported by this reader")]
+        )
+    return _extract(root, form, data)
+
+
+def poland_today() -> date:
+    try:
+        from zoneinfo import ZoneInfo
+
+        return datetime.now(ZoneInfo("Europe/Warsaw")).date()
+    except Exception:  # no time zone database on this machine: UTC is at most a couple of hours off
+        return datetime.utcnow().date()  # noqa: DTZ003
+
+
+def _nip_issues(invoice: Invoice) -> list[ValidationIssue]:
+    parties: list[tuple[str, Party | None]] = [
+        ("Podmiot1", invoice.seller),
+        ("Podmiot2", invoice.buyer),
+        ("PodmiotUpowazniony", invoice.authorized_subject),
+    ]
+    parties += [("Podmiot3", p) for p in invoice.third_parties]
+    return [
+        ValidationIssue(
+            "nip", f"{where}: NIP {party.nip} has a wrong check digit", path=f"/Faktura/{where}/NIP"
+        )
+        for where, party in parties
+        if party is not None and party.nip and not is_valid_nip(party.nip)
+    ]
+
+
+# -- extraction -----------------------------------------------------------------------------------------------
+def _find(el: etree._Element | None, path: str) -> etree._Element | None:
+    if el is None:
+        return None
+    ns = etree.QName(el).namespace
+    return el.find("/".join(f"{{{ns}}}{step}" for step in path.split("/")))
+
+
+def _findall(el: etree._Element | None, path: str) -> list[etree._Element]:
+    if el is None:
+        return []
+    ns = etree.QName(el).namespace
+    return el.findall("/".join(f"{{{ns}}}{step}" for step in path.split("/")))
+
+
+def _text(el: etree._Element | None, path: str) -> str | None:
+    found = _find(el, path)
+    if found is None or found.text is None:
+        return None
+    value = " ".join(found.text.split())
+    return value or None
+
+
+def _date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _money(value: str | None) -> Decimal:
+    try:
+        return Decimal(value) if value else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def _address(el: etree._Element | None) -> Address | None:
+    if el is None:
+        return None
+    return Address(
+        country=_text(el, "KodKraju"),
+        line1=_text(el, "AdresL1"),
+        line2=_text(el, "AdresL2"),
+        gln=_text(el, "GLN"),
+    )
+
+
+def _party_fields(el: etree._Element | None) -> dict[str, Any]:
+    ident = _find(el, "DaneIdentyfikacyjne")
+    eu_code, eu_number = _text(ident, "KodUE"), _text(ident, "NrVatUE")
+    other = _text(ident, "NrID")
+    return {
+        "nip": _text(ident, "NIP"),
+        "eu_vat": (eu_code, eu_number) if eu_code and eu_number else None,
+        "other_id": (_text(ident, "KodKraju"), other) if other else None,
+        "internal_id": _text(ident, "IDWew"),
+        "no_id": _find(ident, "BrakID") is not None,
+        "name": _text(ident, "Nazwa"),
+        "address": _address(_find(el, "Adres")),
+        "correspondence_address": _address(_find(el, "AdresKoresp")),
+        "customer_number": _text(el, "NrKlienta"),
+        "buyer_id": _text(el, "IDNabywcy"),
+    }
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _local(el: etree._Element) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
+    fa = _find(root, "Fa")
+    issue_date = _date(_text(fa, "P_1"))
+    number = _text(fa, "P_2")
+    if fa is None or issue_date is None or not number:
+        raise InvoiceValidationError(
+            [
+                ValidationIssue(
+                    "schema", "The invoice has no Fa section with an issue date (P_1) and number (P_2)"
+                )
+            ]
+        )
+    third_parties = []
+    for el in _findall(root, "Podmiot3"):
+        third_parties.append(
+            ThirdParty(
+                **_party_fields(el),
+                role=_int(_text(el, "Rola")),
+                role_description=_text(el, "OpisRoli"),
+                share=_money(_text(el, "Udzial")) if _text(el, "Udzial") else None,
+            )
+        )
+    authorized_el = _find(root, "PodmiotUpowazniony")
+    authorized = (
+        AuthorizedSubject(**_party_fields(authorized_el), role=_int(_text(authorized_el, "RolaPU")))
+        if authorized_el is not None
+        else None
+    )
+    net = vat = Decimal(0)
+    for child in fa:
+        name = _local(child)
+        if name.startswith("P_13_"):
+            net += _money(child.text)
+        elif name.startswith("P_14_") and not name.endswith("W"):
+            vat += _money(child.text)
+    corrected = tuple(
+        CorrectedInvoice(
+            number=_text(el, "NrFaKorygowanej") or "",
+            issue_date=_date(_text(el, "DataWystFaKorygowanej")),
+            ksef_number=_text(el, "NrKSeFFaKorygowanej"),
+        )
+        for el in _findall(fa, "DaneFaKorygowanej")
+    )
+    period = None
+    start, end = _date(_text(fa, "OkresFa/P_6_Od")), _date(_text(fa, "OkresFa/P_6_Do"))
+    if start and end:
+        period = (start, end)
+    created = _text(root, "Naglowek/DataWytworzeniaFa")
+    try:
+        created_at = datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
+    except ValueError:
+        created_at = None
+    return Invoice(
+        form_code=form,
+        kind=_text(fa, "RodzajFaktury") or "VAT",
+        number=number,
+        issue_date=issue_date,
+        seller=Party(**_party_fields(_find(root, "Podmiot1"))),
+        buyer=Party(**_party_fields(_find(root, "Podmiot2"))),
+        currency=_text(fa, "KodWaluty") or "PLN",
+        net_total=net,
+        vat_total=vat,
+        gross_total=_money(_text(fa, "P_15")),
+        sha256_b64=base64.b64encode(hashlib.sha256(data).digest()).decode("ascii"),
+        size=len(data),
+        place_of_issue=_text(fa, "P_1M"),
+        sale_date=_date(_text(fa, "P_6")),
+        period=period,
+        third_parties=tuple(third_parties),
+        authorized_subject=authorized,
+        delivery_note_numbers=tuple(
+            t for el in _findall(fa, "WZ") if (t := " ".join((el.text or "").split()))
+        ),
+        order_numbers=tuple(
+            t
+            for el in _findall(fa, "WarunkiTransakcji/Zamowienia/NrZamowienia")
+            if (t := " ".join((el.text or "").split()))
+        ),
+        corrected_invoices=corrected,
+        correction_reason=_text(fa, "PrzyczynaKorekty"),
+        has_attachment=_find(root, "Zalacznik") is not None,
+        created_at=created_at,
+        system_info=_text(root, "Naglowek/SystemInfo"),
+    )
