@@ -138,6 +138,8 @@ class KsefClient:
         """
         hdrs = dict(headers or {})
         uses_access = auth == "access"
+        if group is None and uses_access and absolute_url is None:
+            group = "other"  # every protected endpoint without a group of its own counts as "other"
         if uses_access:
             self._ensure_fresh_access_token()
         for attempt in (1, 2):
@@ -149,6 +151,8 @@ class KsefClient:
                 payload: bytes | None = json.dumps(json_body).encode("utf-8")
             else:
                 payload = data
+            if self.throttle is not None and group:
+                self.throttle.acquire(group, self.throttle_max_wait)
             resp = self._send(
                 method, absolute_url or self.url(path), payload, params, hdrs, stream, timeout, path
             )

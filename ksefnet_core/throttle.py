@@ -31,6 +31,9 @@ DEFAULT_LIMITS: dict[str, tuple[int, int, int]] = {
     "auth": (60, 0, 0),  # authentication and public endpoints: 60 req/s only (0 = no limit)
 }
 WINDOWS = (1.0, 60.0, 3600.0)
+#: KSeF counts a request when it arrives, the throttle when it leaves: latency differences between two requests
+#: could put one more request into KSeF's window than the throttle counted. Windows are widened by this much.
+DEFAULT_MARGIN = 0.25
 
 
 class ThrottleDeferred(Exception):
@@ -51,8 +54,10 @@ class Throttle:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        margin: float = DEFAULT_MARGIN,
     ) -> None:
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        self.margin = margin
         self._clock = clock
         self._sleep = sleep
         self._sent: dict[str, deque[float]] = {}
@@ -62,11 +67,20 @@ class Throttle:
     @classmethod
     def from_rate_limits(cls, data: dict, **kw: object) -> Throttle:
         """Build from a ``GET /rate-limits`` answer (``{group: {perSecond, perMinute, perHour}}``)."""
-        limits = dict(DEFAULT_LIMITS)
-        for group, value in data.items():
-            if isinstance(value, dict) and {"perSecond", "perMinute", "perHour"} <= value.keys():
-                limits[group] = (int(value["perSecond"]), int(value["perMinute"]), int(value["perHour"]))
-        return cls(limits, **kw)  # type: ignore[arg-type]
+        throttle = cls(**kw)  # type: ignore[arg-type]
+        throttle.update_limits(data)
+        return throttle
+
+    def update_limits(self, data: dict) -> None:
+        """Adopt a ``GET /rate-limits`` answer, keeping the record of requests already sent."""
+        with self._lock:
+            for group, value in data.items():
+                if isinstance(value, dict) and {"perSecond", "perMinute", "perHour"} <= value.keys():
+                    self.limits[group] = (
+                        int(value["perSecond"]),
+                        int(value["perMinute"]),
+                        int(value["perHour"]),
+                    )
 
     def delay(self, group: str) -> float:
         """Seconds to wait before a request of ``group`` is within every window (0 if it is now)."""
@@ -79,11 +93,12 @@ class Throttle:
         sent = self._sent.get(group)
         if not limits or not sent:
             return wait
-        while sent and sent[0] <= now - WINDOWS[-1]:
+        while sent and sent[0] <= now - WINDOWS[-1] - self.margin:
             sent.popleft()
-        for window, limit in zip(WINDOWS, limits, strict=True):
+        for base_window, limit in zip(WINDOWS, limits, strict=True):
             if limit <= 0:
                 continue
+            window = base_window + self.margin
             # count requests inside (now - window, now]; the oldest one that must expire is at index -limit
             if len(sent) >= limit:
                 boundary = sent[-limit]

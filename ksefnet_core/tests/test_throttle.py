@@ -16,9 +16,16 @@ class FakeClock:
         self.now += seconds
 
 
-def make(limits):
+def make(limits, margin=0.0):
     clock = FakeClock()
-    return Throttle(limits, clock=clock, sleep=clock.sleep), clock
+    return Throttle(limits, clock=clock, sleep=clock.sleep, margin=margin), clock
+
+
+def test_margin_widens_every_window_against_latency_jitter():
+    throttle, clock = make({"g": (2, 100, 1000)}, margin=0.25)
+    throttle.acquire("g")
+    throttle.acquire("g")
+    assert throttle.acquire("g") == pytest.approx(1.25)  # KSeF may count the first one 0.25 s late
 
 
 def test_per_second_window_spaces_requests():
@@ -72,3 +79,27 @@ def test_unknown_group_is_not_limited():
     throttle, _ = make({})
     for _ in range(100):
         assert throttle.acquire("anything") == 0
+
+
+def test_client_paces_itself_below_the_simulators_limits(simulator):
+    """Against a server that enforces KSeF's windows, a throttled client never receives a 429."""
+    import requests
+
+    from ksefnet_core.auth import ContextIdentifier, authenticate_with_ksef_token
+    from ksefnet_core.client import KsefClient
+    from ksefnet_core.environments import Environment
+
+    nip = "5265877635"
+    token = requests.post(f"{simulator.base_url}/_simulator/tokens", json={"nip": nip}, timeout=10).json()[
+        "token"
+    ]
+    client = KsefClient(Environment.custom(simulator.api_base, name="SIM"), timeout=10, throttle=Throttle())
+    authenticate_with_ksef_token(client, token, ContextIdentifier.nip(nip), poll_interval=0.05)
+    limits = client.rate_limits()
+    limits["other"] = {"perSecond": 3, "perMinute": 100, "perHour": 1000}
+    client.set_test_rate_limits(limits)
+    client.throttle.update_limits(client.rate_limits())  # the requests so far stay counted
+    for _ in range(7):  # 7 calls at 3 per second: the throttle waits twice, the server never refuses
+        client.context_limits()
+    sent = client.throttle._sent["other"]
+    assert sent[-1] - sent[0] >= 2.0
