@@ -107,6 +107,8 @@ def _filter(
     mark = None
     if date_type == "PermanentStorage":
         mark = min(hwm(now, sim.config.hwm_lag), end) if end < now else hwm(now, sim.config.hwm_lag)
+        with sim.lock:
+            store(sim).repository.seal(mark)  # once told to a client, data up to the mark never changes
         if dr.get("restrictToPermanentStorageHwmDate"):
             if start > mark and not for_export:
                 raise ApiError.bad_request(
@@ -379,6 +381,8 @@ def inject_invoice(
     parsed = check_and_parse(xml, when.date())
     with sim.lock:
         repo = store(sim).repository
+        # Back-dating stops at the highest HWM already reported: KSeF never adds data below it.
+        when = repo.storage_date_from(when)
         dup = repo.duplicate_of(parsed)
         if dup is not None:
             raise Rejected(440, [f"Duplikat faktury {dup.ksef_number}."])
@@ -464,8 +468,12 @@ def generate_invoices(
             False,
         )
         with sim.lock:
+            # Issue and invoicing dates may lie in the past; storage never goes below a reported HWM.
+            stored = repo.storage_date_from(when)
+            if stored != when:
+                stored += timedelta(microseconds=i)  # keep the batch in order after the sealed mark
             numbers.append(
-                accept(repo, xml, parsed, when, invoicing_date=when, storage_date=when).ksef_number
+                accept(repo, xml, parsed, when, invoicing_date=when, storage_date=stored).ksef_number
             )
     return numbers
 

@@ -9,8 +9,8 @@ endpoints.
 
 High-water mark (HWM): ``permanentStorageHwmDate`` is ``now - hwm_lag``. Every invoice's
 ``permanentStorageDate`` is the moment it entered the repository (injected invoices may be back-dated, but
-never later than the moment of injection), so every invoice stored up to the HWM is already there: data
-below the HWM never changes.
+never into the future and never below the highest HWM already reported to a client), so every invoice stored
+up to the HWM is already there: data below the HWM never changes.
 """
 
 from __future__ import annotations
@@ -205,6 +205,18 @@ class Repository:
     invoices: dict[str, StoredInvoice] = field(default_factory=dict)
     duplicates: dict[tuple[str, str, str], str] = field(default_factory=dict)
     by_storage: list[tuple[datetime, str]] = field(default_factory=list)
+    #: the highest permanentStorageHwmDate reported to any client: nothing may be stored at or below it
+    sealed_until: datetime | None = None
+
+    def seal(self, mark: datetime) -> None:
+        if self.sealed_until is None or mark > self.sealed_until:
+            self.sealed_until = mark
+
+    def storage_date_from(self, wanted: datetime) -> datetime:
+        """The permanent-storage date an injected invoice gets: ``wanted``, unless that is already sealed."""
+        if self.sealed_until is not None and wanted <= self.sealed_until:
+            return self.sealed_until + timedelta(microseconds=1)
+        return wanted
 
     def duplicate_of(self, p: Parsed) -> StoredInvoice | None:
         number = self.duplicates.get((p.seller_nip, p.kind, p.number))
