@@ -1,0 +1,23 @@
+{
+    "name": "KSeFNet Buffer",
+    "summary": "KSeF buffer per NIP: send sales invoices to KSeF and download purchase invoices",
+    "version": "18.0.0.1.0",
+    "category": "Accounting/Localizations/EDI",
+    "website": "https://github.com/ksefnet/ksefnet-odoo",
+    "author": "KSeFNet",
+    "license": "LGPL-3",
+    "depends": ["base", "web"],
+    "external_dependencies": {"python": ["ksefnet_core", "requests", "cryptography", "lxml", "xmlschema"]},
+    "data": [
+        "security/ksefnet_security.xml",
+        "security/ir.model.access.csv",
+        "data/ir_config_parameter_data.xml",
+        "data/ir_cron_data.xml",
+        "views/ksefnet_document_views.xml",
+        "views/ksefnet_buffer_views.xml",
+        "wizards/ksefnet_credentials_wizard_views.xml",
+        "views/ksefnet_menus.xml",
+    ],
+    "application": True,
+    "installable": True,
+}

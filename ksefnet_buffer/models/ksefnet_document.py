@@ -1,0 +1,512 @@
+"""The KSeF document, its five statuses, the allowed transitions and the retry policy, in one place.
+
+Statuses (one meaning each):
+
+* ``waiting``: accepted into the buffer, validated, queued for KSeF;
+* ``processing``: handed to KSeF, final status not known yet;
+* ``sent``: KSeF assigned its number and the UPO is stored;
+* ``failure``: KSeF rejected the invoice: a person must correct and resubmit it;
+* ``error``: a technical problem (network, KSeF unavailable, authentication, rate limit); retried automatically
+  with growing delays, then left for a person.
+
+Only :meth:`KsefnetDocument._set_state` changes ``state``; it checks :data:`TRANSITIONS` and appends the event
+to the document's log in the same transaction.
+"""
+
+import logging
+import random
+from datetime import timedelta
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ksefnet_core import fa3
+from ksefnet_core.errors import (
+    KsefAuthenticationFailed,
+    KsefBadRequest,
+    KsefError,
+    KsefForbidden,
+    KsefRateLimited,
+    KsefServerError,
+    KsefTimeoutError,
+    KsefTransportError,
+    KsefUnauthorized,
+)
+from ksefnet_core.throttle import ThrottleDeferred
+
+_logger = logging.getLogger(__name__)
+
+STATES = [
+    ("waiting", "Waiting"),
+    ("processing", "Processing"),
+    ("sent", "Sent"),
+    ("failure", "Failure"),
+    ("error", "Error"),
+]
+#: allowed transitions: from -> to
+TRANSITIONS = {
+    False: {"waiting", "sent"},  # creation: submitted (waiting) or downloaded from KSeF (sent)
+    "waiting": {"processing", "error"},
+    "processing": {"sent", "failure", "error"},
+    "error": {"waiting", "processing"},
+    "failure": {"waiting"},
+    "sent": set(),
+}
+INVOICE_KINDS = [
+    ("VAT", "VAT"),
+    ("KOR", "KOR (correction)"),
+    ("ZAL", "ZAL (advance)"),
+    ("ROZ", "ROZ (settlement)"),
+    ("UPR", "UPR (simplified)"),
+    ("KOR_ZAL", "KOR_ZAL"),
+    ("KOR_ROZ", "KOR_ROZ"),
+]
+#: retry delays after technical errors: 1, 2, 4 ... minutes, at most 6 hours, with +-20 % jitter
+RETRY_BASE = timedelta(minutes=1)
+RETRY_MAX = timedelta(hours=6)
+
+
+def retry_delay(attempt, retry_after=None):
+    """Delay before the next automatic attempt: KSeF's Retry-After when given, else exponential backoff."""
+    if retry_after:
+        return timedelta(seconds=float(retry_after))
+    delay = min(RETRY_BASE * (2 ** max(0, attempt - 1)), RETRY_MAX)
+    return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+
+
+def describe_ksef_error(env, exc):
+    """A sentence a person understands, for a technical or KSeF error (never containing secrets)."""
+    if isinstance(exc, ThrottleDeferred):
+        return env._(
+            "KSeF's request limit is reached for now; the buffer continues in %(s)s seconds.", s=int(exc.wait)
+        )
+    if isinstance(exc, KsefRateLimited):
+        return env._(
+            "KSeF refused the request because of its request limits; retrying after %(s)s seconds.",
+            s=int(exc.retry_after or 0),
+        )
+    if isinstance(exc, KsefAuthenticationFailed):
+        return env._(
+            "KSeF refused the authentication (code %(code)s): %(text)s. Check the buffer's token or "
+            "certificate and the permissions granted in KSeF.",
+            code=exc.status_code,
+            text=exc.message,
+        )
+    if isinstance(exc, KsefUnauthorized):
+        return env._(
+            "KSeF did not accept the buffer's session (HTTP 401); the buffer will authenticate again."
+        )
+    if isinstance(exc, KsefForbidden):
+        return env._(
+            "KSeF says the buffer lacks permissions for this operation (%(reason)s). Grant them in KSeF to "
+            "the token or certificate used by the buffer.",
+            reason=exc.reason_code or exc.message,
+        )
+    if isinstance(exc, KsefTimeoutError):
+        return env._(
+            "KSeF did not answer in time; the buffer will check what KSeF received before sending again."
+        )
+    if isinstance(exc, KsefTransportError):
+        return env._(
+            "KSeF cannot be reached (network problem): %(text)s. The buffer will retry.", text=exc.message
+        )
+    if isinstance(exc, KsefServerError):
+        return env._(
+            "KSeF is unavailable or failed (HTTP %(status)s). The buffer will retry.", status=exc.http_status
+        )
+    if isinstance(exc, KsefBadRequest):
+        return env._("KSeF refused the request: %(text)s", text=str(exc))
+    if isinstance(exc, KsefError):
+        return env._("KSeF error: %(text)s", text=str(exc))
+    return str(exc)
+
+
+class KsefnetDocument(models.Model):
+    _name = "ksefnet.document"
+    _description = "KSeF document"
+    _order = "id desc"
+    _rec_name = "display_name"
+    _check_company_auto = True
+
+    buffer_id = fields.Many2one(
+        "ksefnet.buffer", required=True, index=True, ondelete="restrict", check_company=True
+    )
+    company_id = fields.Many2one(related="buffer_id.company_id", store=True, index=True)
+    direction = fields.Selection(
+        [("sales", "Sales"), ("purchase", "Purchase")], required=True, index=True, default="sales"
+    )
+    origin = fields.Selection(
+        [("submitted", "Submitted to the buffer"), ("downloaded", "Downloaded from KSeF")],
+        required=True,
+        default="submitted",
+    )
+    own_issued = fields.Boolean(
+        compute="_compute_own_issued", store=True, help="The buffer's own NIP is the seller."
+    )
+    state = fields.Selection(STATES, required=True, readonly=True, index=True, copy=False)
+
+    # the invoice itself
+    xml_attachment_id = fields.Many2one("ir.attachment", string="Invoice XML", readonly=True, copy=False)
+    xml_sha256 = fields.Char("XML SHA-256 (Base64)", readonly=True, index=True, copy=False)
+    xml_size = fields.Integer(readonly=True)
+    form_code = fields.Char(readonly=True)
+    invoice_kind = fields.Selection(INVOICE_KINDS, readonly=True)
+    invoice_number = fields.Char(readonly=True, index="trigram")
+    issue_date = fields.Date(readonly=True)
+    seller_nip = fields.Char("Seller NIP", readonly=True, index=True)
+    seller_name = fields.Char(readonly=True)
+    buyer_nip = fields.Char("Buyer NIP", readonly=True, index=True)
+    buyer_identifier = fields.Char(readonly=True, help="Buyer identifier other than a Polish NIP.")
+    buyer_name = fields.Char(readonly=True)
+    currency_code = fields.Char("Currency", readonly=True, size=3)
+    amount_net = fields.Float("Net", readonly=True, digits=(16, 2))
+    amount_vat = fields.Float("VAT", readonly=True, digits=(16, 2))
+    amount_gross = fields.Float("Gross", readonly=True, digits=(16, 2))
+
+    # KSeF
+    ksef_number = fields.Char("KSeF number", readonly=True, index=True, copy=False)
+    ksef_session_ref = fields.Char("KSeF session", readonly=True, copy=False)
+    ksef_invoice_ref = fields.Char("KSeF invoice reference", readonly=True, copy=False)
+    ksef_acquisition_date = fields.Datetime("KSeF number assigned on", readonly=True, copy=False)
+    ksef_storage_date = fields.Datetime("Stored in KSeF on", readonly=True, copy=False)
+    ksef_send_mode = fields.Selection(
+        [("online", "Online session"), ("batch", "Batch session")], readonly=True
+    )
+    ksef_ambiguous = fields.Boolean(
+        "Awaiting reconciliation",
+        readonly=True,
+        copy=False,
+        help="The invoice was sent but KSeF's answer did not arrive: the buffer checks what KSeF received "
+        "before it sends anything again.",
+    )
+    upo_attachment_id = fields.Many2one("ir.attachment", string="UPO", readonly=True, copy=False)
+    upo_available = fields.Boolean(compute="_compute_upo_available")
+    last_code = fields.Integer("Last KSeF code", readonly=True, copy=False)
+    last_message = fields.Text(readonly=True, copy=False)
+    retry_count = fields.Integer(readonly=True, copy=False)
+    next_retry_at = fields.Datetime(readonly=True, copy=False, index=True)
+    needs_attention = fields.Boolean(
+        readonly=True, copy=False, help="Automatic retries are exhausted: a person should look at it."
+    )
+
+    # where it came from
+    external_ref = fields.Char("External reference", readonly=True, index=True, copy=False)
+    source = fields.Char(readonly=True, help="The system that submitted the invoice, e.g. HiperMarket.")
+    shop_code = fields.Char(readonly=True, index=True)
+
+    event_ids = fields.One2many("ksefnet.document.event", "document_id", string="History", readonly=True)
+
+    _sql_constraints = [
+        (
+            "ksef_number_unique",
+            "unique(buffer_id, ksef_number)",
+            "This KSeF number is already in the buffer: a document is stored once.",
+        ),
+        (
+            "external_ref_unique",
+            "unique(buffer_id, source, external_ref)",
+            "A document with this external reference already exists in the buffer.",
+        ),
+    ]
+
+    @api.depends("invoice_number", "ksef_number", "direction")
+    def _compute_display_name(self):
+        for doc in self:
+            doc.display_name = doc.invoice_number or doc.ksef_number or _("Document %(id)s", id=doc.id)
+
+    @api.depends("seller_nip", "buffer_id.nip")
+    def _compute_own_issued(self):
+        for doc in self:
+            doc.own_issued = bool(doc.seller_nip) and doc.seller_nip == doc.buffer_id.nip
+
+    def _compute_upo_available(self):
+        for doc in self:
+            doc.upo_available = bool(doc.upo_attachment_id)
+
+    # -- the one place where state changes ------------------------------------------------------------------
+    def _set_state(self, new_state, *, code=None, message=None, reference=None, **values):
+        """Move to ``new_state`` (checked against TRANSITIONS) and log the event; extra ``values`` are written.
+
+        Writing the same state again only logs the event (e.g. a retry that failed the same way).
+        """
+        events = []
+        for doc in self:
+            old = doc.state
+            if old != new_state and new_state not in TRANSITIONS.get(old, set()):
+                raise ValidationError(
+                    _(
+                        "A document cannot go from %(old)s to %(new)s.",
+                        old=dict(STATES).get(old, old),
+                        new=dict(STATES)[new_state],
+                    )
+                )
+            events.append(
+                {
+                    "document_id": doc.id,
+                    "from_state": old or False,
+                    "to_state": new_state,
+                    "ksef_code": code or 0,
+                    "message": message or False,
+                    "reference": reference or False,
+                }
+            )
+        vals = dict(values, state=new_state)
+        if code is not None:
+            vals["last_code"] = code
+        if message is not None:
+            vals["last_message"] = message
+        if new_state != "error":
+            vals.setdefault("next_retry_at", False)
+            vals.setdefault("needs_attention", False)
+        super(KsefnetDocument, self.sudo()).write(vals)
+        self.env["ksefnet.document.event"].sudo().create(events)
+        return True
+
+    @api.model
+    def _create_in_state(self, vals, state, message, reference=None):
+        """Create a document in an initial state allowed by TRANSITIONS and log its first event."""
+        if state not in TRANSITIONS[False]:
+            raise ValidationError(_("A document cannot start as %(state)s.", state=state))
+        doc = self.sudo().create(dict(vals, state=state))
+        self.env["ksefnet.document.event"].sudo().create(
+            {
+                "document_id": doc.id,
+                "from_state": False,
+                "to_state": state,
+                "message": message,
+                "reference": reference,
+            }
+        )
+        return doc
+
+    def write(self, vals):
+        if "state" in vals and not self.env.context.get("ksefnet_allow_state_write"):
+            raise UserError(_("The status of a KSeF document changes only through the buffer."))
+        return super().write(vals)
+
+    # -- policy: what a failure means -------------------------------------------------------------------
+    def _mark_error(self, exc, *, reference=None):
+        """A technical problem: ``error``, retried automatically later (KSeF's Retry-After, else backoff)."""
+        now = fields.Datetime.now()
+        message = describe_ksef_error(self.env, exc)
+        retry_after = getattr(exc, "retry_after", None) or getattr(exc, "wait", None)
+        code = getattr(exc, "code", None) or getattr(exc, "http_status", None)
+        for doc in self:
+            attempt = doc.retry_count + 1
+            exhausted = attempt > doc.buffer_id.max_retries
+            doc._set_state(
+                "error",
+                code=code if isinstance(code, int) else 0,
+                message=message,
+                reference=reference,
+                retry_count=attempt,
+                next_retry_at=False if exhausted else now + retry_delay(attempt, retry_after),
+                needs_attention=exhausted,
+            )
+
+    def _defer(self, exc):
+        """Rate limits reached on our side: keep the document where it is and come back later."""
+        wait = timedelta(seconds=getattr(exc, "wait", 60))
+        self.sudo().with_context(ksefnet_allow_state_write=True).write(
+            {"next_retry_at": fields.Datetime.now() + wait}
+        )
+
+    # -- creating documents -----------------------------------------------------------------------------
+    @api.model
+    def _values_from_invoice(self, invoice):
+        buyer = invoice.buyer
+        other = None
+        if not buyer.nip:
+            if buyer.eu_vat:
+                other = "".join(buyer.eu_vat)
+            elif buyer.other_id:
+                other = "".join(buyer.other_id)
+        return {
+            "form_code": invoice.form_code.system_code,
+            "invoice_kind": invoice.kind,
+            "invoice_number": invoice.number,
+            "issue_date": invoice.issue_date,
+            "seller_nip": invoice.seller.nip,
+            "seller_name": invoice.seller.name,
+            "buyer_nip": buyer.nip,
+            "buyer_identifier": other,
+            "buyer_name": buyer.name,
+            "currency_code": invoice.currency,
+            "amount_net": float(invoice.net_total),
+            "amount_vat": float(invoice.vat_total),
+            "amount_gross": float(invoice.gross_total),
+            "xml_sha256": invoice.sha256_b64,
+            "xml_size": invoice.size,
+        }
+
+    @api.model
+    def _attach(self, doc, data, name, mimetype="application/xml"):
+        return (
+            self.env["ir.attachment"]
+            .sudo()
+            .create(
+                {
+                    "name": name,
+                    "raw": data,
+                    "mimetype": mimetype,
+                    "res_model": doc._name,
+                    "res_id": doc.id,
+                    "company_id": doc.company_id.id,
+                }
+            )
+        )
+
+    @api.model
+    def _create_submitted(self, buffer, xml, *, external_ref=None, source=None, shop_code=None):
+        """Validate a sales invoice and queue it (``waiting``). Invalid input raises ValidationError and
+        creates nothing."""
+        if isinstance(xml, str):
+            xml = xml.encode("utf-8")
+        try:
+            invoice = fa3.validate(xml)
+        except fa3.InvoiceValidationError as exc:
+            raise ValidationError(invoice_error_message(exc)) from None
+        if invoice.seller.nip != buffer.nip:
+            raise ValidationError(
+                _(
+                    "The seller's NIP in the invoice (%(seller)s) is not the buffer's NIP (%(nip)s).",
+                    seller=invoice.seller.nip or "-",
+                    nip=buffer.nip,
+                )
+            )
+        vals = self._values_from_invoice(invoice)
+        vals.update(
+            buffer_id=buffer.id,
+            direction="sales",
+            origin="submitted",
+            external_ref=external_ref,
+            source=source,
+            shop_code=shop_code,
+        )
+        doc = self._create_in_state(vals, "waiting", _("Validated and queued for KSeF."))
+        doc.xml_attachment_id = self._attach(doc, xml, f"{_safe_name(invoice.number)}.xml")
+        doc._on_arrival()
+        return doc.with_env(self.env)
+
+    @api.model
+    def _create_downloaded(self, buffer, downloaded, subject_type):
+        """Store an invoice downloaded from KSeF (``sent``: it has its KSeF number). Returns the document,
+        or an empty recordset when the buffer already holds this KSeF number."""
+        existing = self.sudo().search(
+            [("buffer_id", "=", buffer.id), ("ksef_number", "=", downloaded.ksef_number)], limit=1
+        )
+        if existing:
+            return self.browse()
+        meta = downloaded.metadata
+        try:
+            vals = self._values_from_invoice(fa3.parse(downloaded.xml))
+        except (fa3.InvoiceValidationError, ValueError) as exc:
+            # Keep what KSeF says about it, so nothing is lost even if the XML cannot be read here.
+            _logger.warning("KSeF invoice %s could not be parsed: %s", downloaded.ksef_number, exc)
+            vals = {
+                "invoice_number": meta.get("invoiceNumber"),
+                "seller_nip": (meta.get("seller") or {}).get("nip"),
+                "xml_sha256": meta.get("invoiceHash"),
+            }
+        vals.update(
+            buffer_id=buffer.id,
+            direction="sales" if subject_type == "Subject1" else "purchase",
+            origin="downloaded",
+            ksef_number=downloaded.ksef_number,
+            ksef_acquisition_date=_naive(meta.get("acquisitionDate")),
+            ksef_storage_date=_naive(meta.get("permanentStorageDate")),
+        )
+        doc = self._create_in_state(
+            vals,
+            "sent",
+            _("Downloaded from KSeF (%(subject)s).", subject=subject_type),
+            reference=downloaded.ksef_number,
+        )
+        doc.xml_attachment_id = self._attach(doc, downloaded.xml, f"{downloaded.ksef_number}.xml")
+        return doc
+
+    def _on_arrival(self):
+        """Hook called once new documents are stored (submitted or downloaded); other addons classify here."""
+        return True
+
+    def _store_upo(self, upo_xml):
+        self.ensure_one()
+        self.sudo().with_context(ksefnet_allow_state_write=True).write(
+            {"upo_attachment_id": self._attach(self, upo_xml, f"UPO-{self.ksef_number}.xml").id}
+        )
+
+    def _xml(self):
+        self.ensure_one()
+        return self.sudo().xml_attachment_id.raw
+
+    # -- user actions -----------------------------------------------------------------------------------
+    def action_retry(self):
+        """Queue again: a technical error now, or a corrected rejected invoice."""
+        for doc in self:
+            if doc.state not in ("error", "failure"):
+                raise UserError(_("Only documents in error or failure can be retried."))
+            doc._set_state(
+                "waiting", message=_("Queued again by %(user)s.", user=self.env.user.name), retry_count=0
+            )
+        self.env["ksefnet.sender"]._trigger()
+        return True
+
+    def action_download_upo(self):
+        self.ensure_one()
+        if not self.upo_attachment_id:
+            raise UserError(_("KSeF has not issued the UPO for this document yet."))
+        return {
+            "type": "ir.actions.act_url",
+            "url": f"/web/content/{self.upo_attachment_id.id}?download=true",
+            "target": "self",
+        }
+
+    def action_download_xml(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_url",
+            "url": f"/web/content/{self.xml_attachment_id.id}?download=true",
+            "target": "self",
+        }
+
+    def action_correct(self, xml):
+        """Replace the XML of a rejected (failure) document with a corrected one and queue it again."""
+        self.ensure_one()
+        if self.state != "failure":
+            raise UserError(_("Only a rejected invoice (failure) can be corrected."))
+        if isinstance(xml, str):
+            xml = xml.encode("utf-8")
+        try:
+            invoice = fa3.validate(xml)
+        except fa3.InvoiceValidationError as exc:
+            raise ValidationError(invoice_error_message(exc)) from None
+        vals = self._values_from_invoice(invoice)
+        self.sudo().with_context(ksefnet_allow_state_write=True).write(
+            dict(vals, ksef_session_ref=False, ksef_invoice_ref=False, ksef_ambiguous=False)
+        )
+        self.xml_attachment_id.sudo().write({"raw": xml})
+        self._set_state("waiting", message=_("Corrected invoice queued."), retry_count=0)
+        return True
+
+
+def invoice_error_message(exc):
+    lines = [_("The invoice is not a valid FA(3) document:")]
+    for issue in exc.issues[:20]:
+        where = f" (line {issue.line})" if issue.line else ""
+        lines.append(f"- [{issue.code}] {issue.message}{where}")
+    if len(exc.issues) > 20:
+        lines.append(_("... and %(n)s more problems.", n=len(exc.issues) - 20))
+    return "\n".join(lines)
+
+
+def _safe_name(text):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in (text or "invoice"))[:100]
+
+
+def _naive(value):
+    """KSeF date-time text -> naive UTC datetime for Odoo."""
+    if not value:
+        return False
+    from ksefnet_core.crypto import parse_datetime
+
+    return parse_datetime(value).replace(tzinfo=None)

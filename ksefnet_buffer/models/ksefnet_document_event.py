@@ -1,0 +1,32 @@
+from odoo import _, fields, models
+from odoo.exceptions import UserError
+
+from .ksefnet_document import STATES
+
+
+class KsefnetDocumentEvent(models.Model):
+    """One entry of a document's history: a status change or a step, with KSeF's code and reference.
+
+    Append-only: entries are never edited or deleted (they go away only with their document).
+    """
+
+    _name = "ksefnet.document.event"
+    _description = "KSeF document event"
+    _order = "id desc"
+    _rec_name = "to_state"
+
+    document_id = fields.Many2one("ksefnet.document", required=True, ondelete="cascade", index=True)
+    company_id = fields.Many2one(related="document_id.company_id", store=True)
+    date = fields.Datetime(required=True, default=fields.Datetime.now, readonly=True)
+    from_state = fields.Selection(STATES, readonly=True)
+    to_state = fields.Selection(STATES, required=True, readonly=True)
+    ksef_code = fields.Integer("KSeF code", readonly=True)
+    message = fields.Text(readonly=True)
+    reference = fields.Char(readonly=True, help="KSeF session, invoice or KSeF number reference.")
+    user_id = fields.Many2one("res.users", default=lambda self: self.env.uid, readonly=True)
+
+    def write(self, vals):
+        raise UserError(_("The history of a KSeF document cannot be changed."))
+
+    def unlink(self):
+        raise UserError(_("The history of a KSeF document cannot be deleted."))

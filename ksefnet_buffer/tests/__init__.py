@@ -1,0 +1,1 @@
+from . import test_buffer, test_download, test_sending

@@ -1,0 +1,118 @@
+"""Test base: a real local KSeF simulator on loopback, and a buffer pointed at it."""
+
+import base64
+import itertools
+import time
+
+import requests
+from odoo.tests import TransactionCase
+
+from ksefnet_core.simulator.app import Simulator, SimulatorConfig
+from ksefnet_core.simulator.server import SimulatorServer
+from ksefnet_core.testing import sample_invoice
+
+NIP = "5265877635"
+_numbers = itertools.count(1)
+
+
+class KsefSimulatorCase(TransactionCase):
+    """Each test class gets its own simulator (real HTTP on 127.0.0.1) and a buffer with a KSeF token."""
+
+    nip = NIP
+    #: True: every test plays against a new, empty simulator (tests that count what KSeF holds)
+    fresh_simulator_per_test = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._start_simulator()
+        cls.buffer = cls.env["ksefnet.buffer"].create(
+            {"name": "Test buffer", "nip": cls.nip, "environment": "simulator", "api_url": cls.sim.api_base}
+        )
+        cls.set_token(cls.buffer, cls.mint_token(cls.nip))
+
+    @classmethod
+    def _start_simulator(cls):
+        cls.sim_app = Simulator(SimulatorConfig(processing_delay=0.0))
+        cls.sim = SimulatorServer(cls.sim_app).start()
+        cls.addClassCleanup(cls.sim.stop)
+
+    def setUp(self):
+        super().setUp()
+        # Clients are cached per buffer (with their throttle); each test starts without one.
+        self.buffer._forget_clients()
+        self.addCleanup(self.buffer._forget_clients)
+        if self.fresh_simulator_per_test:
+            type(self)._start_simulator()
+            self.buffer.api_url = self.sim.api_base
+            self.set_token(self.buffer, self.mint_token(self.nip))
+
+    @classmethod
+    def mint_token(cls, nip, permissions=None):
+        body = {"nip": nip}
+        if permissions:
+            body["permissions"] = permissions
+        resp = requests.post(f"{cls.sim.base_url}/_simulator/tokens", json=body, timeout=30)
+        resp.raise_for_status()
+        return resp.json()["token"]
+
+    @classmethod
+    def set_token(cls, buffer, token):
+        wizard = cls.env["ksefnet.credentials.wizard"].create(
+            {"buffer_id": buffer.id, "method": "token", "ksef_token": token}
+        )
+        wizard.action_save()
+
+    @classmethod
+    def set_certificate(cls, buffer, pkcs12, password, subject_identifier_type="certificateSubject"):
+        wizard = cls.env["ksefnet.credentials.wizard"].create(
+            {
+                "buffer_id": buffer.id,
+                "method": "certificate",
+                "certificate_file": base64.b64encode(pkcs12),
+                "certificate_password": password,
+                "subject_identifier_type": subject_identifier_type,
+            }
+        )
+        wizard.action_save()
+
+    def invoice(self, number=None, **kw):
+        kw.setdefault("seller_nip", self.nip)
+        return sample_invoice(number=number or f"FV/{time.time_ns()}/{next(_numbers)}", **kw)
+
+    def submit(self, count=1, **kw):
+        Document = self.env["ksefnet.document"]
+        return Document.browse(
+            [Document._create_submitted(self.buffer, self.invoice(**kw)).id for _ in range(count)]
+        )
+
+    def send_round(self):
+        return self.env["ksefnet.sender"]._run_buffer(self.buffer)
+
+    def raise_rate_limits(self, factor=100):
+        """Raise this context's KSeF rate limits, as KSeF TEST allows (POST /testdata/rate-limits).
+
+        The buffer reads the effective limits (GET /rate-limits) when it authenticates, so it paces itself by
+        the new values from its next client on.
+        """
+        client = self.buffer._ksef_client()
+        current = client.rate_limits()
+        client.set_test_rate_limits(
+            {
+                group: {key: int(value) * factor for key, value in limits.items()}
+                for group, limits in current.items()
+                if isinstance(limits, dict)
+            }
+        )
+        self.buffer._forget_clients()
+
+    def add_fault(self, **rule):
+        resp = requests.post(f"{self.sim.base_url}/_simulator/faults", json=rule, timeout=30)
+        resp.raise_for_status()
+        self.addCleanup(requests.delete, f"{self.sim.base_url}/_simulator/faults", timeout=30)
+
+    def make_due(self, docs):
+        """Pretend the retry delay has passed."""
+        docs.sudo().with_context(ksefnet_allow_state_write=True).write(
+            {"next_retry_at": "2000-01-01 00:00:00"}
+        )

@@ -1,0 +1,112 @@
+import requests
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tests import new_test_user, tagged
+from odoo.tools import mute_logger
+from psycopg2.errors import UniqueViolation
+
+from ksefnet_core.certificates import CertificateKind, credential_to_pkcs12, generate_test_credential
+
+from .common import KsefSimulatorCase
+
+PESEL = "44051401359"
+
+
+@tagged("post_install", "-at_install")
+class TestBuffer(KsefSimulatorCase):
+    def test_one_buffer_per_valid_nip(self):
+        with self.assertRaises(ValidationError):
+            self.env["ksefnet.buffer"].create({"name": "Bad", "nip": "1234567890"})
+        with self.assertRaises(UniqueViolation), mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+            self.env["ksefnet.buffer"].create({"name": "Twin", "nip": self.nip})
+        normalised = self.env["ksefnet.buffer"].create({"name": "Dashes", "nip": "111-111-11-11"})
+        self.assertEqual(normalised.nip, "1111111111")
+
+    def test_token_connection_reports_success_in_plain_words(self):
+        result = self.buffer.action_test_connection()
+        self.assertEqual(result["params"]["type"], "success", result["params"]["message"])
+        self.assertIn(self.nip, self.buffer.last_connection_result)
+
+    def test_wrong_token_reports_a_clear_failure(self):
+        buffer = self.env["ksefnet.buffer"].create(
+            {"name": "Other", "nip": "1111111111", "environment": "simulator", "api_url": self.sim.api_base}
+        )
+        token = self.mint_token(self.nip)  # a token of another NIP does not work in this context
+        self.set_token(buffer, token)
+        result = buffer.action_test_connection()
+        self.assertEqual(result["params"]["type"], "danger")
+        self.assertIn("KSeF", result["params"]["message"])
+        self.assertNotIn(token, result["params"]["message"])
+
+    def test_secrets_are_admin_only_and_never_in_views(self):
+        user = new_test_user(self.env, login="ksef_clerk", groups="ksefnet_buffer.group_ksef_user")
+        buffer = self.buffer.with_user(user)
+        self.assertEqual(buffer.name, "Test buffer")
+        with self.assertRaises(AccessError):
+            buffer.read(["ksef_token"])
+        arch = self.env["ksefnet.buffer"].get_view(view_type="form")["arch"]
+        self.assertNotIn('name="ksef_token"', arch)
+        self.assertNotIn('name="certificate_password"', arch)
+        with self.assertRaises(AccessError):
+            self.env["ksefnet.credentials.wizard"].with_user(user).create(
+                {"buffer_id": self.buffer.id, "method": "token", "ksef_token": "x"}
+            ).action_save()
+
+    def _certificate_buffer(
+        self, nip, credential, password="tajne-haslo", subject_identifier_type="certificateSubject"
+    ):
+        buffer = self.env["ksefnet.buffer"].search([("nip", "=", nip)]) or self.env["ksefnet.buffer"].create(
+            {"name": f"Cert {nip}", "nip": nip, "environment": "simulator", "api_url": self.sim.api_base}
+        )
+        self.set_certificate(
+            buffer, credential_to_pkcs12(credential, password), password, subject_identifier_type
+        )
+        return buffer
+
+    def test_company_seal_certificate(self):
+        cred = generate_test_credential(CertificateKind.COMPANY_SEAL, nip="1111111111")
+        buffer = self._certificate_buffer("1111111111", cred)
+        self.assertEqual(buffer.certificate_kind, "company_seal")
+        self.assertEqual(buffer.certificate_serial, cred.serial_hex)
+        self.assertTrue(buffer.certificate_valid_to)
+        result = buffer.action_test_connection()
+        self.assertEqual(result["params"]["type"], "success", result["params"]["message"])
+
+    def test_personal_certificate(self):
+        cred = generate_test_credential(CertificateKind.PERSONAL_NIP, nip="1111111111", key_type="EC")
+        buffer = self._certificate_buffer("1111111111", cred)
+        self.assertEqual(buffer.certificate_kind, "personal")
+        result = buffer.action_test_connection()
+        self.assertEqual(result["params"]["type"], "success", result["params"]["message"])
+
+    def test_pesel_certificate_in_company_nip_context(self):
+        cred = generate_test_credential(CertificateKind.PERSONAL_PESEL, pesel=PESEL)
+        buffer = self._certificate_buffer("1111111111", cred)
+        self.assertEqual(buffer.certificate_kind, "personal_pesel")
+        # Without a permission in the company's context, KSeF refuses (415) and the buffer says so.
+        result = buffer.action_test_connection()
+        self.assertEqual(result["params"]["type"], "danger")
+        self.assertIn("415", result["params"]["message"])
+        # The company grants the person rights (on TEST: /testdata/person); then the context switch works.
+        resp = requests.post(
+            f"{self.sim.api_base}/testdata/person",
+            json={"nip": "1111111111", "pesel": PESEL, "isBailiff": False, "description": "Księgowa"},
+            timeout=30,
+        )
+        resp.raise_for_status()
+        result = buffer.action_test_connection()
+        self.assertEqual(result["params"]["type"], "success", result["params"]["message"])
+
+    def test_bad_certificate_password_is_a_clear_error_without_secrets(self):
+        cred = generate_test_credential(CertificateKind.COMPANY_SEAL, nip="1111111111")
+        buffer = self.env["ksefnet.buffer"].create(
+            {"name": "Cert", "nip": "1111111111", "environment": "simulator", "api_url": self.sim.api_base}
+        )
+        with self.assertRaises(UserError) as caught:
+            self.set_certificate(buffer, credential_to_pkcs12(cred, "dobre-haslo"), "zle-haslo")
+        self.assertNotIn("zle-haslo", str(caught.exception))
+        self.assertFalse(buffer.credentials_set)
+
+    def test_certificate_expiry_is_warned(self):
+        cred = generate_test_credential(CertificateKind.COMPANY_SEAL, nip="1111111111", valid_days=10)
+        buffer = self._certificate_buffer("1111111111", cred)
+        self.assertTrue(buffer.certificate_expiry_warning)

@@ -1,0 +1,130 @@
+from datetime import timedelta
+
+from lxml import etree
+from odoo import fields
+from odoo.exceptions import UserError, ValidationError
+from odoo.tests import tagged
+
+from ksefnet_core.ids import is_valid_ksef_number
+
+from .common import KsefSimulatorCase
+
+UPO_NS = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
+
+
+@tagged("post_install", "-at_install")
+class TestSending(KsefSimulatorCase):
+    def sessions_received(self, invoice_hash):
+        """How many times KSeF's session lists show an invoice with this hash (all online sessions)."""
+        client = self.buffer._ksef_client()
+        count = 0
+        for session in client.list_sessions("Online", page_size=100):
+            for item in client.session_invoices(session["referenceNumber"], page_size=1000):
+                count += item.get("invoiceHash") == invoice_hash
+        return count
+
+    def assertSent(self, doc):
+        self.assertEqual(doc.state, "sent", doc.last_message)
+        self.assertTrue(is_valid_ksef_number(doc.ksef_number), doc.ksef_number)
+        self.assertTrue(doc.upo_attachment_id, "UPO stored")
+        upo = etree.fromstring(doc.upo_attachment_id.raw)
+        self.assertEqual(etree.QName(upo).namespace, UPO_NS)
+        self.assertIn(doc.ksef_number.encode(), doc.upo_attachment_id.raw)
+
+    def test_online_session_sends_to_sent_with_number_and_upo(self):
+        docs = self.submit(3)
+        self.assertEqual(set(docs.mapped("state")), {"waiting"})
+        self.send_round()
+        for doc in docs:
+            self.assertSent(doc)
+            self.assertEqual(doc.ksef_send_mode, "online")
+            self.assertEqual(doc.ksef_number.split("-")[0], self.nip)
+            path = [(e.from_state or False, e.to_state) for e in doc.event_ids.sorted("id")]
+            self.assertEqual(path[0], (False, "waiting"))
+            self.assertEqual(path[-1], ("processing", "sent"))
+
+    def test_batch_session_for_large_volumes(self):
+        self.buffer.batch_threshold = 5
+        docs = self.submit(6)
+        self.send_round()
+        for doc in docs:
+            self.assertSent(doc)
+            self.assertEqual(doc.ksef_send_mode, "batch")
+        self.assertEqual(len(set(docs.mapped("ksef_number"))), 6)
+
+    def test_rejection_is_a_failure_with_ksef_reason(self):
+        first = self.submit(number="FV/DUP/1")
+        self.send_round()
+        self.assertSent(first)
+        # Another invoice reusing the same number: KSeF refuses it as a duplicate of a different invoice.
+        second = self.submit(number="FV/DUP/1", net_amounts=("10.00",))
+        self.send_round()
+        self.assertEqual(second.state, "failure")
+        self.assertEqual(second.last_code, 440)
+        self.assertIn(first.ksef_number, second.last_message)
+        # A person corrects it (new number) and resubmits: it goes through.
+        second.action_correct(self.invoice(number="FV/DUP/2"))
+        self.assertEqual(second.state, "waiting")
+        self.send_round()
+        self.assertSent(second)
+
+    def test_transient_fault_is_an_error_then_retried_to_sent(self):
+        self.add_fault(kind="status", status=503, method="POST", path="/sessions/online", times=1)
+        doc = self.submit()
+        self.send_round()
+        self.assertEqual(doc.state, "error")
+        self.assertIn("503", doc.last_message)
+        self.assertTrue(doc.next_retry_at > fields.Datetime.now())
+        self.assertEqual(doc.retry_count, 1)
+        self.send_round()  # not due yet: nothing happens
+        self.assertEqual(doc.state, "error")
+        self.make_due(doc)
+        self.send_round()
+        self.assertSent(doc)
+
+    def test_unavailable_ksef_leaves_error_with_reason(self):
+        self.add_fault(kind="unavailable")
+        doc = self.submit()
+        self.send_round()
+        self.assertEqual(doc.state, "error")
+        self.assertTrue(doc.last_message)
+        self.assertTrue(doc.next_retry_at)
+
+    def test_dropped_answer_is_reconciled_not_resent(self):
+        self.add_fault(kind="drop_response", method="POST", path="/sessions/online/*/invoices", times=1)
+        doc = self.submit()
+        self.send_round()
+        # The answer was lost, but KSeF has the invoice: found in the session by hash, never sent twice.
+        self.assertSent(doc)
+        self.assertEqual(self.sessions_received(doc.xml_sha256), 1)
+        messages = " ".join(doc.event_ids.mapped("message"))
+        self.assertIn("Found in KSeF's session", messages)
+
+    def test_rate_limit_answer_waits_for_retry_after(self):
+        self.add_fault(kind="rate_limit", retry_after=45, method="POST", path="/sessions/online", times=1)
+        doc = self.submit()
+        before = fields.Datetime.now()
+        self.send_round()
+        self.assertEqual(doc.state, "error")
+        wait = doc.next_retry_at - before
+        self.assertGreaterEqual(wait, timedelta(seconds=44))
+        self.assertLessEqual(wait, timedelta(seconds=50))
+
+    def test_expired_access_token_is_refreshed(self):
+        self.send_round()
+        self.add_fault(kind="expire_tokens")
+        doc = self.submit()
+        self.send_round()
+        self.assertSent(doc)
+
+    def test_state_changes_only_through_the_buffer(self):
+        doc = self.submit()
+        with self.assertRaises(UserError):
+            doc.write({"state": "sent"})
+        with self.assertRaises(ValidationError):
+            doc._set_state("sent")  # waiting -> sent skips KSeF: not an allowed transition
+        with self.assertRaises(UserError):
+            doc.event_ids.write({"message": "rewritten"})
+        with self.assertRaises(UserError):
+            doc.event_ids.unlink()
+        self.assertEqual(doc.state, "waiting")

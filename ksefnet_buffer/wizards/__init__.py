@@ -1,0 +1,1 @@
+from . import ksefnet_credentials_wizard

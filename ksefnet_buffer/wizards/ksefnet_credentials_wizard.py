@@ -1,0 +1,124 @@
+import base64
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from ksefnet_core.certificates import CertificateKind, CredentialError, load_credential
+
+KIND_TO_FIELD = {
+    CertificateKind.COMPANY_SEAL: "company_seal",
+    CertificateKind.PERSONAL_NIP: "personal",
+    CertificateKind.PERSONAL_PESEL: "personal_pesel",
+    CertificateKind.OTHER: "other",
+}
+
+
+class KsefnetCredentialsWizard(models.TransientModel):
+    """Configuration -> Settings -> "Set token" / "Set certificate" -> Save.
+
+    The secret is checked and moved onto the buffer at once; the wizard line is then emptied, so the
+    secret stays only in the buffer's administrator-only fields and is never shown again.
+    """
+
+    _name = "ksefnet.credentials.wizard"
+    _description = "Set KSeF credentials"
+
+    buffer_id = fields.Many2one("ksefnet.buffer", required=True, ondelete="cascade")
+    method = fields.Selection([("token", "KSeF token"), ("certificate", "Certificate")], required=True)
+    ksef_token = fields.Char("KSeF token")
+    certificate_file = fields.Binary(
+        "Certificate file", help="PKCS#12 (.p12/.pfx) or PEM with the private key."
+    )
+    certificate_filename = fields.Char()
+    key_file = fields.Binary("Private key file", help="Only when the key is in a separate PEM file.")
+    certificate_password = fields.Char("Password")
+    subject_identifier_type = fields.Selection(
+        [
+            ("certificateSubject", "Certificate subject"),
+            ("certificateFingerprint", "Certificate fingerprint"),
+        ],
+        default="certificateSubject",
+        required=True,
+    )
+
+    @api.model
+    def _ensure_administrator(self):
+        if not self.env.user.has_group("ksefnet_buffer.group_ksef_admin"):
+            raise UserError(_("Only KSeF administrators can set credentials."))
+
+    def action_save(self):
+        self.ensure_one()
+        self._ensure_administrator()
+        buffer = self.buffer_id.sudo()
+        now = fields.Datetime.now()
+        common = {
+            "credentials_set": True,
+            "credentials_updated_at": now,
+            "credentials_updated_by": self.env.uid,
+        }
+        if self.method == "token":
+            token = (self.ksef_token or "").strip()
+            if not token or any(c.isspace() for c in token) or len(token) > 1000:
+                raise UserError(_("Paste the whole KSeF token, as KSeF showed it (one line, no spaces)."))
+            buffer.write(
+                dict(
+                    common,
+                    auth_method="token",
+                    ksef_token=token,
+                    certificate_file=False,
+                    certificate_password=False,
+                    certificate_kind=False,
+                    certificate_subject=False,
+                    certificate_serial=False,
+                    certificate_fingerprint=False,
+                    certificate_valid_from=False,
+                    certificate_valid_to=False,
+                )
+            )
+        else:
+            if not self.certificate_file:
+                raise UserError(_("Choose the certificate file."))
+            data = base64.b64decode(self.certificate_file)
+            key = base64.b64decode(self.key_file) if self.key_file else None
+            try:
+                credential = load_credential(data, self.certificate_password or None, key_data=key)
+            except CredentialError as exc:
+                raise UserError(_("The certificate cannot be used: %(reason)s", reason=str(exc))) from None
+            if (
+                credential.kind == CertificateKind.OTHER
+                and self.subject_identifier_type != "certificateFingerprint"
+            ):
+                raise UserError(
+                    _(
+                        "This certificate names no NIP or PESEL: KSeF can identify it only by its fingerprint. "
+                        "Choose 'Certificate fingerprint'."
+                    )
+                )
+            # Store the certificate with its key in one password-protected PKCS#12 when it came in parts.
+            stored = data if key is None else None
+            if stored is None:
+                from ksefnet_core.certificates import credential_to_pkcs12
+
+                stored = credential_to_pkcs12(credential, self.certificate_password or None)
+            buffer.write(
+                dict(
+                    common,
+                    auth_method="certificate",
+                    ksef_token=False,
+                    certificate_file=base64.b64encode(stored),
+                    certificate_password=self.certificate_password or False,
+                    certificate_kind=KIND_TO_FIELD[credential.kind],
+                    certificate_subject=credential.subject_text,
+                    certificate_serial=credential.serial_hex,
+                    certificate_fingerprint=credential.fingerprint_sha256_hex,
+                    certificate_valid_from=credential.not_before.replace(tzinfo=None),
+                    certificate_valid_to=credential.not_after.replace(tzinfo=None),
+                    subject_identifier_type=self.subject_identifier_type,
+                )
+            )
+        buffer._forget_clients()
+        # Do not keep the secret in the wizard's table.
+        self.write(
+            {"ksef_token": False, "certificate_file": False, "key_file": False, "certificate_password": False}
+        )
+        return {"type": "ir.actions.act_window_close"}
