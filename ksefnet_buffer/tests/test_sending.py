@@ -14,6 +14,8 @@ UPO_NS = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
 
 @tagged("post_install", "-at_install")
 class TestSending(KsefSimulatorCase):
+    fresh_simulator_per_test = True  # counts what KSeF received, and KSeF's rate limits start afresh
+
     def sessions_received(self, invoice_hash):
         """How many times KSeF's session lists show an invoice with this hash (all online sessions)."""
         client = self.buffer._ksef_client()
@@ -128,3 +130,44 @@ class TestSending(KsefSimulatorCase):
         with self.assertRaises(UserError):
             doc.event_ids.unlink()
         self.assertEqual(doc.state, "waiting")
+
+    def send_behind_the_buffers_back(self, xml, close=True):
+        """Send ``xml`` to KSeF with the core client, as a worker did before it was killed; the session ref."""
+        from ksefnet_core.sessions import OnlineSession
+
+        session = OnlineSession(self.buffer._ksef_client())
+        session.open()
+        sent = session.send(xml)
+        if close:
+            session.close()
+        return session.reference_number, sent
+
+    def test_worker_killed_after_sending_is_reconciled_from_the_session(self):
+        doc = self.submit()
+        # The sender commits "processing, ambiguous" before it sends; the worker dies after KSeF got the
+        # invoice and before the answer was recorded.
+        ref, _sent = self.send_behind_the_buffers_back(doc._xml(), close=False)
+        doc._set_state(
+            "processing",
+            message="sending",
+            reference=ref,
+            ksef_session_ref=ref,
+            ksef_invoice_ref=False,
+            ksef_send_mode="online",
+            ksef_ambiguous=True,
+        )
+        self.send_round()
+        self.assertSent(doc)
+        self.assertEqual(self.sessions_received(doc.xml_sha256), 1, "reconciled, never sent a second time")
+        self.assertIn("Found in KSeF's session", " ".join(doc.event_ids.mapped("message")))
+
+    def test_invoice_already_in_ksef_is_adopted_from_the_440_answer(self):
+        xml = self.invoice()
+        _ref, _sent = self.send_behind_the_buffers_back(xml)
+        doc = self.env["ksefnet.document"]._create_submitted(self.buffer, xml)
+        self.send_round()
+        self.assertSent(doc)
+        self.assertEqual(self.sessions_received(doc.xml_sha256), 2, "KSeF refused the second copy as 440")
+        self.assertIn("already had this invoice", " ".join(doc.event_ids.mapped("message")))
+        codes = doc.event_ids.mapped("ksef_code")
+        self.assertIn(440, codes)
