@@ -1,5 +1,8 @@
 """Benchmarks of the protocol core against the local simulator (rate limits off). Prints figures; asserts nothing.
 
+The simulator runs in its own process (the ``ksefnet-simulator`` CLI), so the client's time and memory are
+its own; the simulator's request rate is measured first.
+
     python benchmarks/bench_core.py [--invoices 1000] [--batch 10000] [--export 10000]
 
 1. Online session: invoices/s sent by ``OnlineSession.send`` vs a bare baseline in the same run (the same
@@ -15,11 +18,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 
 import requests
@@ -32,14 +38,71 @@ from ksefnet_core.client import KsefClient  # noqa: E402
 from ksefnet_core.download import export_invoices  # noqa: E402
 from ksefnet_core.environments import Environment  # noqa: E402
 from ksefnet_core.sessions import OnlineSession, prepare_batch, send_batch  # noqa: E402
-from ksefnet_core.simulator.app import Simulator, SimulatorConfig  # noqa: E402
-from ksefnet_core.simulator.server import SimulatorServer  # noqa: E402
 from ksefnet_core.testing import sample_invoice  # noqa: E402
 
 NIP = "5265877635"
 
 
-def connect(server: SimulatorServer) -> KsefClient:
+class SimulatorProcess:
+    """``python -m ksefnet_core.simulator`` on a free loopback port, rate limits off."""
+
+    def __init__(self) -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_base = self.base_url + "/v2"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ksefnet_core.simulator", "--port", str(self.port), "--no-rate-limits"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{self.base_url}/_simulator/health", timeout=1).raise_for_status()
+                return
+            except requests.RequestException:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise SystemExit("the simulator did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def bench_simulator(
+    server: SimulatorProcess, client: KsefClient, count: int = 2000, threads: int = 8
+) -> None:
+    """The simulator's own request rate: an authenticated GET answered from memory, bare requests."""
+    url = client.url("/limits/context")
+    headers = {"Authorization": f"Bearer {client.access_token.token}"}  # type: ignore[union-attr]
+
+    def run(n: int) -> None:
+        with requests.Session() as bare:
+            for _ in range(n):
+                bare.get(url, headers=headers, timeout=30).raise_for_status()
+
+    start = time.perf_counter()
+    run(count)
+    serial = count / (time.perf_counter() - start)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, [count // threads] * threads))
+    parallel = count / (time.perf_counter() - start)
+    print(
+        f"simulator: {serial:8.0f} requests/s from one connection, {parallel:8.0f} requests/s from {threads} "
+        "threads (authenticated GET /limits/context, rate limits off)"
+    )
+
+
+def connect(server: SimulatorProcess) -> KsefClient:
     token = requests.post(f"{server.base_url}/_simulator/tokens", json={"nip": NIP}, timeout=30).json()[
         "token"
     ]
@@ -110,7 +173,7 @@ def bench_batch(client: KsefClient, count: int) -> None:
     )
 
 
-def bench_export(server: SimulatorServer, client: KsefClient, count: int) -> None:
+def bench_export(server: SimulatorProcess, client: KsefClient, count: int) -> None:
     now = datetime.now(timezone.utc)
     requests.post(
         f"{server.base_url}/_simulator/invoices/generate",
@@ -152,9 +215,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--export", type=int, default=10_000)
     args = parser.parse_args()
-    server = SimulatorServer(Simulator(SimulatorConfig(rate_limits_enabled=False))).start()
+    server = SimulatorProcess()
     try:
         client = connect(server)
+        bench_simulator(server, client)
         bench_online(client, args.invoices)
         bench_batch(client, args.batch)
         bench_export(server, client, args.export)

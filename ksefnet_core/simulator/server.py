@@ -313,6 +313,9 @@ def split_prefix(path: str) -> tuple[str, str]:
 
 class _HttpHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one buffered write; with TCP_NODELAY no 40 ms delayed-ACK stall per answer.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     server_version = "KSeF-Simulator/1.0"
     app: Any  # set on a subclass by SimulatorServer
 
