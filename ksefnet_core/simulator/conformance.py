@@ -13,6 +13,7 @@ responses are still checked.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +40,16 @@ def _load() -> Any:
             def xml_as_text(body: bytes | str) -> str:
                 return body.decode("utf-8") if isinstance(body, bytes) else body
 
-            config = Config(extra_media_type_deserializers={"application/xml": xml_as_text})
+            def json_body(body: bytes | str) -> Any:
+                return json.loads(body)
+
+            config = Config(
+                extra_media_type_deserializers={
+                    "application/xml": xml_as_text,
+                    # openapi-core does not treat application/problem+json as JSON by itself
+                    "application/problem+json": json_body,
+                }
+            )
             _openapi = OpenAPI.from_file_path(str(SPEC_PATH), config=config)
         return _openapi
 

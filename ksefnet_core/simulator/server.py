@@ -186,7 +186,8 @@ def render_error(err: ApiError, request: Request | None) -> Response:
                     {"exceptionCode": c, "exceptionDescription": d, "details": det}
                     for c, d, det in err.errors
                 ],
-                "referenceNumber": None,
+                # referenceNumber only when the error concerns a known operation (none here): the spec
+                # types it as a reference number, so it is left out rather than sent as null.
                 "serviceCode": f"00-{_trace_id()}-{secrets.token_hex(8)}-00",
                 "serviceCtx": "srvSIMUL",
                 "serviceName": "KSeF simulator",
