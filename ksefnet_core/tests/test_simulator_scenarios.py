@@ -96,7 +96,9 @@ def test_ten_thousand_purchases_over_ninety_days_each_downloaded_exactly_once(si
     assert len(seen) == 10_000
     assert set(seen.values()) == {1}, "every invoice exactly once across all runs"
     exports = simulator.app.store("exports", dict)
-    assert sum(1 for e in exports.values() if e.package and e.package["isTruncated"]) >= 3, "truncation played"
+    assert sum(1 for e in exports.values() if e.package and e.package["isTruncated"]) >= 3, (
+        "truncation played"
+    )
     print(f"\n10 000 purchases over 90 days: {runs} incremental runs, {elapsed:.1f} s, rate limits on")
 
 
