@@ -33,7 +33,9 @@ class KsefSimulatorCase(TransactionCase):
 
     @classmethod
     def _start_simulator(cls):
-        cls.sim_app = Simulator(SimulatorConfig(processing_delay=0.0))
+        # OpenAPI conformance on: every request the buffer sends and every answer it gets is checked against
+        # KSeF's official open-api.json; a mismatch fails the test.
+        cls.sim_app = Simulator(SimulatorConfig(processing_delay=0.0, conformance=True))
         cls.sim = SimulatorServer(cls.sim_app).start()
         cls.addClassCleanup(cls.sim.stop)
 
@@ -42,10 +44,17 @@ class KsefSimulatorCase(TransactionCase):
         # Clients are cached per buffer (with their throttle); each test starts without one.
         self.buffer._forget_clients()
         self.addCleanup(self.buffer._forget_clients)
+        self.addCleanup(self._assert_conformance)
         if self.fresh_simulator_per_test:
             type(self)._start_simulator()
             self.buffer.api_url = self.sim.api_base
             self.set_token(self.buffer, self.mint_token(self.nip))
+
+    def _assert_conformance(self):
+        violations = self.sim_app.conformance.violations
+        found = list(violations)
+        violations.clear()
+        self.assertFalse(found, "OpenAPI conformance violations:\n" + "\n".join(map(str, found)))
 
     @classmethod
     def mint_token(cls, nip, permissions=None):
