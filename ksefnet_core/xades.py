@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -77,6 +78,25 @@ def auth_schema() -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema(str(SCHEMA_DIR / "schemat_auth_v2-1.xsd"), allow="local")
 
 
+@lru_cache(maxsize=1)
+def _nip_vat_ue_pattern() -> re.Pattern[str]:
+    """TNipVatUE's pattern with its trailing ``$`` read as an end anchor, as KSeF's own validator does."""
+    source = (SCHEMA_DIR / "schemat_auth_v2-1.xsd").read_text(encoding="utf-8")
+    start = source.index('name="TNipVatUE"')
+    begin = source.index('pattern value="', start) + len('pattern value="')
+    return re.compile(source[begin : source.index('"', begin)])
+
+
+def _nip_vat_ue_quirk(error: Any) -> bool:
+    """The official TNipVatUE pattern ends with ``$``, a literal character in XSD regular expressions, so a
+    strict validator rejects every NIP-VAT UE identifier. Such an error is ignored when the value matches the
+    pattern as intended (``$`` as the end)."""
+    elem = getattr(error, "elem", None)
+    if elem is None or not str(getattr(elem, "tag", "")).endswith("}NipVatUe"):
+        return False
+    return bool(_nip_vat_ue_pattern().fullmatch((elem.text or "").strip()))
+
+
 def build_auth_token_request(
     challenge: str,
     context_type: str,
@@ -99,7 +119,7 @@ def build_auth_token_request(
             for value in allowed_ips.get(key) or ():
                 etree.SubElement(ips, f"{{{AUTH_NS}}}{tag}").text = value
     data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    errors = [str(e.reason or e) for e in auth_schema().iter_errors(data)]
+    errors = [str(e.reason or e) for e in auth_schema().iter_errors(data) if not _nip_vat_ue_quirk(e)]
     if errors:
         raise ValueError("AuthTokenRequest does not match the schema: " + "; ".join(errors[:3]))
     return data
@@ -334,7 +354,11 @@ def parse_auth_token_request(root: Any) -> AuthTokenRequestData:
     if ns not in AUTH_NAMESPACES or etree.QName(root).localname != "AuthTokenRequest":
         raise ValueError("not an AuthTokenRequest")
     if ns == AUTH_NS:
-        errors = [str(e.reason or e) for e in auth_schema().iter_errors(etree.tostring(root))]
+        errors = [
+            str(e.reason or e)
+            for e in auth_schema().iter_errors(etree.tostring(root))
+            if not _nip_vat_ue_quirk(e)
+        ]
         if errors:
             raise ValueError("; ".join(errors[:3]))
     q = {"a": ns}

@@ -389,3 +389,22 @@ def test_incremental_download_resumes_without_repeats(simulator, mode):
     assert len(run2) == len(set(run2)) == 6 and not set(run1) & set(run2)
     third = IncrementalDownloader(client, "Subject2", second.resume_point, mode=mode, poll_interval=0.05)
     assert list(third) == []
+
+
+def test_internal_id_and_vat_ue_contexts(simulator):
+    cred = generate_test_credential(CertificateKind.COMPANY_SEAL, nip=COMPANY)
+    client = new_client(simulator)
+    # The company's own internal unit (NIP-5 digits): its seal holds every permission there.
+    authenticate_with_certificate(
+        client, cred, ContextIdentifier("InternalId", f"{COMPANY}-00001"), poll_interval=0.02
+    )
+    assert client.context_limits()
+    # A NIP+EU VAT context is a different subject: without a grant the seal is refused.
+    with pytest.raises(KsefAuthenticationFailed) as info:
+        authenticate_with_certificate(
+            new_client(simulator),
+            cred,
+            ContextIdentifier("NipVatUe", f"{NIP}-DE123456789"),
+            poll_interval=0.02,
+        )
+    assert info.value.code == 415

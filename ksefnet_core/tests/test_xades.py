@@ -179,3 +179,11 @@ def test_doctype_and_entities_are_refused(seal):
     with pytest.raises(XadesVerificationError) as info:
         verify_xades(b"<unclosed")
     assert info.value.code == 21001
+
+
+def test_nip_vat_ue_context_despite_the_schemas_literal_dollar():
+    """The official TNipVatUE pattern ends with a literal "$" in XSD terms; values are checked as intended."""
+    xml = build_auth_token_request(CHALLENGE, "NipVatUe", f"{NIP}-DE123456789", "certificateSubject")
+    assert b"DE123456789" in xml
+    with pytest.raises(ValueError, match="schema"):
+        build_auth_token_request(CHALLENGE, "NipVatUe", f"{NIP}-DE12", "certificateSubject")
