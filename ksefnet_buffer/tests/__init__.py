@@ -1,1 +1,1 @@
-from . import test_buffer, test_download, test_sending
+from . import test_buffer, test_download, test_security, test_sending
