@@ -225,3 +225,39 @@ def _parse_dt(value: str) -> datetime:
 
 
 parse_datetime = _parse_dt
+
+
+# -- secrets at rest ------------------------------------------------------------------------------------------
+SEALED_PREFIX = "sealed:v1:"
+
+
+def derive_key(secret: str | bytes, purpose: str) -> bytes:
+    """A 256-bit key for ``purpose`` derived (HKDF-SHA256) from an installation secret."""
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    material = secret.encode("utf-8") if isinstance(secret, str) else secret
+    return HKDF(hashes.SHA256(), 32, salt=b"ksefnet", info=purpose.encode("utf-8")).derive(material)
+
+
+def seal(key: bytes, plaintext: bytes) -> str:
+    """AES-256-GCM with a random nonce, as text (``sealed:v1:`` + Base64 of nonce and ciphertext)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    return SEALED_PREFIX + b64(nonce + AESGCM(key).encrypt(nonce, plaintext, None))
+
+
+def unseal(key: bytes, sealed: str) -> bytes:
+    """The plaintext of :func:`seal`'s output; ValueError when it was sealed with another key or altered."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if not sealed.startswith(SEALED_PREFIX):
+        raise ValueError("not a sealed value")
+    blob = b64decode(sealed[len(SEALED_PREFIX) :])
+    try:
+        return AESGCM(key).decrypt(blob[:12], blob[12:], None)
+    except InvalidTag:
+        raise ValueError(
+            "the sealed value cannot be opened with this key (altered, or another installation)"
+        ) from None

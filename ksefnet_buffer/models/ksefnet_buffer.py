@@ -10,6 +10,7 @@ from odoo.exceptions import UserError, ValidationError
 from ksefnet_core import environments
 from ksefnet_core.auth import ContextIdentifier, authenticate_with_certificate, authenticate_with_ksef_token
 from ksefnet_core.client import KsefClient
+from ksefnet_core.crypto import SEALED_PREFIX, derive_key, seal, unseal
 from ksefnet_core.errors import KsefError
 from ksefnet_core.ids import is_valid_nip, normalize_nip
 from ksefnet_core.throttle import Throttle
@@ -74,8 +75,10 @@ class KsefnetBuffer(models.Model):
     auth_method = fields.Selection(
         [("token", "KSeF token"), ("certificate", "Certificate")], readonly=True, copy=False
     )
+    # Secrets, sealed at rest (AES-256-GCM, key derived from the database secret; see _seal): what the
+    # database, its backups or an SQL log hold is never the token, certificate or password in clear.
     ksef_token = fields.Char(groups="ksefnet_buffer.group_ksef_admin", copy=False)
-    certificate_file = fields.Binary(attachment=False, groups="ksefnet_buffer.group_ksef_admin", copy=False)
+    certificate_file = fields.Text(groups="ksefnet_buffer.group_ksef_admin", copy=False)
     certificate_password = fields.Char(groups="ksefnet_buffer.group_ksef_admin", copy=False)
     certificate_kind = fields.Selection(CERTIFICATE_KINDS, readonly=True, copy=False)
     certificate_subject = fields.Char(readonly=True, copy=False)
@@ -236,13 +239,36 @@ class KsefnetBuffer(models.Model):
             me.nip,
             me.auth_method or "",
             me.subject_identifier_type or "",
-            me.ksef_token or "",
-            me.certificate_file or b"",
+            me.ksef_token or "",  # sealed values: a new credential gives a new digest
+            me.certificate_file or "",
             me.certificate_password or "",
         ):
             digest.update(part.encode() if isinstance(part, str) else part)
             digest.update(b"\0")
         return digest.hexdigest()
+
+    @api.model
+    def _sealing_key(self):
+        secret = self.env["ir.config_parameter"].sudo().get_param("database.secret")
+        if not secret:
+            raise UserError(_("The database has no secret to protect KSeF credentials with."))
+        return derive_key(secret, "ksefnet_buffer credentials")
+
+    @api.model
+    def _seal(self, value):
+        """Seal a secret (text or bytes) for storage; False stays False."""
+        if not value:
+            return False
+        return seal(self._sealing_key(), value.encode("utf-8") if isinstance(value, str) else value)
+
+    @api.model
+    def _unseal(self, value):
+        """The bytes of a sealed secret (a value stored before sealing existed is returned as it is)."""
+        if not value:
+            return b""
+        if not value.startswith(SEALED_PREFIX):
+            return value.encode("utf-8")
+        return unseal(self._sealing_key(), value)
 
     def _forget_clients(self):
         with _CLIENTS_LOCK:
@@ -289,10 +315,12 @@ class KsefnetBuffer(models.Model):
         me = self.sudo()
         context = ContextIdentifier.nip(me.nip)
         if me.auth_method == "token":
-            return authenticate_with_ksef_token(client, me.ksef_token, context, poll_interval=0.3)
+            token = self._unseal(me.ksef_token).decode("utf-8")
+            return authenticate_with_ksef_token(client, token, context, poll_interval=0.3)
         from ksefnet_core.certificates import load_credential
 
-        credential = load_credential(_b64decode(me.certificate_file), me.certificate_password or None)
+        password = self._unseal(me.certificate_password).decode("utf-8") or None
+        credential = load_credential(self._unseal(me.certificate_file), password)
         return authenticate_with_certificate(
             client, credential, context, subject_identifier_type=me.subject_identifier_type, poll_interval=0.3
         )
@@ -404,11 +432,3 @@ class KsefnetBuffer(models.Model):
             )
             if enabled
         ]
-
-
-def _b64decode(value):
-    import base64
-
-    if not value:
-        raise UserError(_("No certificate is stored for this buffer."))
-    return base64.b64decode(value)

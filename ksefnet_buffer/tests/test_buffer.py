@@ -1,3 +1,5 @@
+import logging
+
 import requests
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
@@ -110,3 +112,36 @@ class TestBuffer(KsefSimulatorCase):
         cred = generate_test_credential(CertificateKind.COMPANY_SEAL, nip="1111111111", valid_days=10)
         buffer = self._certificate_buffer("1111111111", cred)
         self.assertTrue(buffer.certificate_expiry_warning)
+
+    def test_secrets_never_reach_the_logs(self):
+        records = []
+
+        class Collect(logging.Handler):
+            def emit(self, record):
+                records.append(record.getMessage())
+
+        root = logging.getLogger()
+        handler, level = Collect(logging.DEBUG), root.level
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+        try:
+            token = self.mint_token(self.nip)
+            self.set_token(self.buffer, token)
+            self.buffer.action_test_connection()
+            self.submit()
+            self.send_round()
+            access = self.buffer._ksef_client().access_token.token
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+        self.assertTrue(records, "the operations were logged at all")
+        leaked = [r for r in records if token in r or access in r or token.split("|")[-1] in r]
+        self.assertFalse(leaked, "a secret appeared in the log")
+        self.env.flush_all()
+        self.env.cr.execute("SELECT ksef_token FROM ksefnet_buffer WHERE id = %s", [self.buffer.id])
+        stored = self.env.cr.fetchone()[0]
+        self.assertTrue(stored.startswith("sealed:v1:") and token not in stored, "sealed at rest")
+        self.env.cr.execute(
+            "SELECT count(*) FROM ksefnet_credentials_wizard WHERE ksef_token LIKE %s", [f"%{token}%"]
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], 0)

@@ -41,6 +41,24 @@ class KsefnetCredentialsWizard(models.TransientModel):
         required=True,
     )
 
+    # The text secrets are sealed before they reach the database (see ksefnet.buffer._seal), so neither
+    # this transient table nor an SQL log ever holds them in clear.
+    _SEALED_FIELDS = ("ksef_token", "certificate_password")
+
+    def _sealed(self, vals):
+        Buffer = self.env["ksefnet.buffer"]
+        return {k: Buffer._seal(v) if k in self._SEALED_FIELDS and v else v for k, v in vals.items()}
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        return super().create([self._sealed(vals) for vals in vals_list])
+
+    def write(self, vals):
+        return super().write(self._sealed(vals))
+
+    def _secret(self, name):
+        return self.env["ksefnet.buffer"]._unseal(self[name]).decode("utf-8")
+
     @api.model
     def _ensure_administrator(self):
         if not self.env.user.has_group("ksefnet_buffer.group_ksef_admin"):
@@ -57,14 +75,14 @@ class KsefnetCredentialsWizard(models.TransientModel):
             "credentials_updated_by": self.env.uid,
         }
         if self.method == "token":
-            token = (self.ksef_token or "").strip()
+            token = self._secret("ksef_token").strip()
             if not token or any(c.isspace() for c in token) or len(token) > 1000:
                 raise UserError(_("Paste the whole KSeF token, as KSeF showed it (one line, no spaces)."))
             buffer.write(
                 dict(
                     common,
                     auth_method="token",
-                    ksef_token=token,
+                    ksef_token=buffer._seal(token),
                     certificate_file=False,
                     certificate_password=False,
                     certificate_kind=False,
@@ -80,8 +98,9 @@ class KsefnetCredentialsWizard(models.TransientModel):
                 raise UserError(_("Choose the certificate file."))
             data = base64.b64decode(self.certificate_file)
             key = base64.b64decode(self.key_file) if self.key_file else None
+            password = self._secret("certificate_password") or None
             try:
-                credential = load_credential(data, self.certificate_password or None, key_data=key)
+                credential = load_credential(data, password, key_data=key)
             except CredentialError as exc:
                 raise UserError(_("The certificate cannot be used: %(reason)s", reason=str(exc))) from None
             if (
@@ -99,14 +118,14 @@ class KsefnetCredentialsWizard(models.TransientModel):
             if stored is None:
                 from ksefnet_core.certificates import credential_to_pkcs12
 
-                stored = credential_to_pkcs12(credential, self.certificate_password or None)
+                stored = credential_to_pkcs12(credential, password)
             buffer.write(
                 dict(
                     common,
                     auth_method="certificate",
                     ksef_token=False,
-                    certificate_file=base64.b64encode(stored),
-                    certificate_password=self.certificate_password or False,
+                    certificate_file=buffer._seal(stored),
+                    certificate_password=buffer._seal(password),
                     certificate_kind=KIND_TO_FIELD[credential.kind],
                     certificate_subject=credential.subject_text,
                     certificate_serial=credential.serial_hex,

@@ -82,3 +82,23 @@ def test_parse_datetime_accepts_ksef_forms():
     c = crypto.parse_datetime("2025-07-11T12:23:56.0154302")
     assert a == b == c
     assert a.microsecond == 15430
+
+
+def test_sealed_secrets_open_only_with_their_key():
+    from ksefnet_core.crypto import derive_key, seal, unseal
+
+    key = derive_key("database-secret-1", "credentials")
+    assert (
+        key
+        != derive_key("database-secret-1", "other purpose")
+        != derive_key("database-secret-2", "credentials")
+    )
+    sealed = seal(key, b"20261125-EC-XYZ|nip-5265877635|abc")
+    assert sealed.startswith("sealed:v1:") and "nip-5265877635" not in sealed
+    assert seal(key, b"same") != seal(key, b"same")  # a fresh nonce each time
+    assert unseal(key, sealed) == b"20261125-EC-XYZ|nip-5265877635|abc"
+    with pytest.raises(ValueError):
+        unseal(derive_key("database-secret-2", "credentials"), sealed)
+    tampered = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
+    with pytest.raises(ValueError):
+        unseal(key, tampered)
