@@ -110,10 +110,15 @@ def delivery_identifiers(invoice: Invoice) -> list[str]:
     return [*invoice.delivery_note_numbers, *invoice.order_numbers, *invoice.customer_numbers]
 
 
+def _receiving_parties(invoice: Invoice) -> list[Party]:
+    """The buyer and the third parties in a recipient role (not e.g. a factor or the original entity)."""
+    return [invoice.buyer, *(p for p in invoice.third_parties if p.role in RECIPIENT_ROLES)]
+
+
 def invoice_glns(invoice: Invoice) -> list[str]:
-    """GLNs of the buyer, the third parties and their correspondence (delivery) addresses."""
+    """GLNs of the buyer and of recipient third parties, on their main and correspondence addresses."""
     found: list[str] = []
-    for party in (invoice.buyer, *invoice.third_parties):
+    for party in _receiving_parties(invoice):
         for address in (party.address, party.correspondence_address):
             if address and address.gln and address.gln not in found:
                 found.append(address.gln)
@@ -123,7 +128,7 @@ def invoice_glns(invoice: Invoice) -> list[str]:
 def invoice_addresses(invoice: Invoice) -> list[Address]:
     """Buyer and delivery-side addresses (buyer, correspondence, recipients among third parties)."""
     out: list[Address] = []
-    for party in (invoice.buyer, *invoice.third_parties):
+    for party in _receiving_parties(invoice):
         out += [a for a in (party.address, party.correspondence_address) if a is not None]
     return out
 
@@ -145,14 +150,14 @@ def check_addressed_to(
     invoice: Invoice,
     nip: str,
     *,
-    company_name: str | None = None,
+    company_name: str | Iterable[str] | None = None,
     accepted_roles: Iterable[int] = RECIPIENT_ROLES,
 ) -> Validity:
     """Is a purchase invoice really addressed to the company with ``nip``?
 
     Valid: the buyer's NIP is the company's, or the company is a third party in an accepted role. Invalid:
     the buyer is another NIP and the company is not an accepted third party. To review: no Polish NIP to
-    decide on, or the buyer's name has nothing in common with the company's.
+    decide on, or the buyer's name has nothing in common with any of the company's names.
     """
     roles = set(accepted_roles)
     reasons: list[str] = []
@@ -179,9 +184,13 @@ def check_addressed_to(
             result = REVIEW
             kind, value = invoice.buyer.identifier
             reasons.append(f"the buyer has no Polish NIP ({kind} {value or '-'})")
-    if result == VALID and company_name and invoice.buyer.nip == nip:
-        ours, theirs = normalize_name(company_name), normalize_name(invoice.buyer.name)
-        if ours and theirs and not ours & theirs:
+    names = [company_name] if isinstance(company_name, str) else [n for n in company_name or () if n]
+    if result == VALID and names and invoice.buyer.nip == nip:
+        theirs = normalize_name(invoice.buyer.name)
+        known = [normalize_name(n) for n in names]
+        if theirs and all(ours and not ours & theirs for ours in known):
             result = REVIEW
-            reasons.append(f"the buyer's name {invoice.buyer.name!r} does not look like {company_name!r}")
+            reasons.append(
+                f"the buyer's name {invoice.buyer.name!r} is none of the company's names ({', '.join(names)})"
+            )
     return Validity(result, reasons)

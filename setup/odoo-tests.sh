@@ -74,7 +74,7 @@ for line in bad[:80]:
 if runs == 0:
     print("    odoo: no test ran (see var/odoo-tests.log)")
     sys.exit(1)
-print(f"odoo: {runs - failed} passed, {failed} failed")
+print(f"odoo: {runs} tests, {failed} failures (subtests count one each)" if failed else f"odoo: {runs} passed, 0 failed")
 sys.exit(1 if failed or bad or rc else 0)
 EOF
 result=$?

@@ -443,6 +443,7 @@ class KsefnetDocument(models.Model):
     # -- user actions -----------------------------------------------------------------------------------
     def action_retry(self):
         """Queue again: a technical error now, or a corrected rejected invoice."""
+        self.check_access("write")  # handling a document needs write access to it, not only read
         for doc in self:
             if doc.state not in ("error", "failure"):
                 raise UserError(_("Only documents in error or failure can be retried."))

@@ -9,10 +9,11 @@ class TestSecurityAndDashboard(KsefSimulatorCase):
     def test_companies_see_only_their_own_buffers_and_documents(self):
         doc = self.submit()
         other_company = self.env["res.company"].create({"name": "Sklep Gdańsk Sp. z o.o."})
+        # Administrators (who see every document of their companies): only the company rule separates them.
         outsider = new_test_user(
             self.env,
             login="ksef_other_company",
-            groups="ksefnet_buffer.group_ksef_user",
+            groups="ksefnet_buffer.group_ksef_admin",
             company_id=other_company.id,
             company_ids=[(6, 0, [other_company.id])],
         )
@@ -20,7 +21,7 @@ class TestSecurityAndDashboard(KsefSimulatorCase):
         self.assertFalse(self.env["ksefnet.document"].with_user(outsider).search([("id", "=", doc.id)]))
         with self.assertRaises(AccessError):
             doc.with_user(outsider).read(["state"])
-        insider = new_test_user(self.env, login="ksef_same_company", groups="ksefnet_buffer.group_ksef_user")
+        insider = new_test_user(self.env, login="ksef_same_company", groups="ksefnet_buffer.group_ksef_admin")
         self.assertEqual(self.env["ksefnet.document"].with_user(insider).search([("id", "=", doc.id)]), doc)
 
     def test_users_work_with_documents_administrators_manage_buffers(self):

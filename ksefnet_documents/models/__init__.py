@@ -1,0 +1,11 @@
+from . import (
+    ksefnet_buffer,
+    ksefnet_catalog,
+    ksefnet_classification_rule,
+    ksefnet_document,
+    ksefnet_invoice_kind,
+    ksefnet_permission,
+    ksefnet_shop,
+    ksefnet_tag,
+    res_users,
+)

@@ -1,0 +1,32 @@
+from odoo import fields, models
+
+
+class KsefnetBuffer(models.Model):
+    _inherit = "ksefnet.buffer"
+
+    accepted_third_party_roles = fields.Char(
+        default="2,4,6,8,10",
+        help="FA(3) roles (Podmiot3/Rola) in which the company may be named as a third party and still be the "
+        "invoice's addressee: 2 recipient, 4 additional buyer, 6 payer, 8 and 10 recipients in a local "
+        "government unit or VAT group.",
+    )
+    company_aliases = fields.Text(
+        "Other company names",
+        help="Other names under which suppliers address the company (trade names, former names), one per "
+        "line; the validity check compares the buyer's name with these and the company's name.",
+    )
+    catalog_ids = fields.One2many("ksefnet.catalog", "buffer_id", "Catalogs")
+    rule_ids = fields.One2many("ksefnet.classification.rule", "buffer_id", "Classification rules")
+
+    def _company_names(self):
+        self.ensure_one()
+        return [
+            self.company_id.name,
+            *(n.strip() for n in (self.company_aliases or "").splitlines() if n.strip()),
+        ]
+
+    def _accepted_roles(self):
+        self.ensure_one()
+        return {
+            int(r) for r in (self.accepted_third_party_roles or "").replace(" ", "").split(",") if r.isdigit()
+        }

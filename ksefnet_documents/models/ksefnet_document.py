@@ -1,0 +1,106 @@
+"""Documents get a catalog, a shop, tags and a validity result, from the classification rules."""
+
+import logging
+
+from odoo import _, fields, models
+
+from ksefnet_core import fa3
+from ksefnet_core.matching import check_addressed_to
+
+_logger = logging.getLogger(__name__)
+
+VALIDITY = [("valid", "Addressed to us"), ("invalid", "Not addressed to us"), ("review", "To review")]
+
+
+class KsefnetDocument(models.Model):
+    _inherit = "ksefnet.document"
+
+    catalog_id = fields.Many2one("ksefnet.catalog", "Catalog", index=True, tracking=False)
+    shop_id = fields.Many2one("ksefnet.shop", "Shop", index=True)
+    tag_ids = fields.Many2many("ksefnet.tag", string="Tags")
+    validity = fields.Selection(VALIDITY, readonly=True, index=True)
+    validity_reasons = fields.Text("Validity reasons", readonly=True)
+    rule_ids = fields.Many2many("ksefnet.classification.rule", string="Matched rules", readonly=True)
+    classification_note = fields.Text("Why", readonly=True)
+    classified_at = fields.Datetime(readonly=True)
+
+    def _on_arrival(self):
+        result = super()._on_arrival()
+        self.sudo()._classify()
+        return result
+
+    def _parsed_invoice(self):
+        self.ensure_one()
+        xml = self.sudo().xml_attachment_id.raw
+        if not xml:
+            return None
+        try:
+            return fa3.parse(xml)
+        except fa3.InvoiceValidationError:
+            return None
+
+    def _validity_of(self, invoice):
+        """Validity for one document: sales are ours by definition; purchases are checked."""
+        self.ensure_one()
+        buffer = self.buffer_id
+        if self.direction == "sales" or self.own_issued:
+            return "valid", _("The company is the seller.")
+        if invoice is None:
+            return "review", _("The invoice XML cannot be read.")
+        checked = check_addressed_to(
+            invoice,
+            buffer.nip,
+            company_name=buffer._company_names(),
+            accepted_roles=buffer._accepted_roles(),
+        )
+        return checked.result, "\n".join(checked.reasons)
+
+    def _classify(self):
+        """Run the validity check and the buffer's rules on these documents and store the result."""
+        Rule = self.env["ksefnet.classification.rule"].sudo()
+        Shop = self.env["ksefnet.shop"].sudo()
+        now = fields.Datetime.now()
+        for buffer in self.buffer_id:
+            rules = Rule.search([("buffer_id", "=", buffer.id)])
+            shops = Shop.search([("buffer_id", "=", buffer.id)])
+            shop_by_code = {s.code: s for s in shops}
+            for doc in self.filtered(lambda d, b=buffer: d.buffer_id == b):
+                invoice = doc._parsed_invoice()
+                validity, reasons = doc._validity_of(invoice)
+                values = {
+                    "validity": validity,
+                    "validity_reasons": reasons,
+                    "catalog_id": False,
+                    "shop_id": shop_by_code[doc.shop_code].id if doc.shop_code in shop_by_code else False,
+                    "classified_at": now,
+                }
+                tags = self.env["ksefnet.tag"]
+                matched = Rule.browse()
+                notes = []
+                for rule in rules:
+                    ok, why, found_shop = rule._evaluate(doc, invoice, validity, shops)
+                    if not ok:
+                        continue
+                    matched |= rule
+                    notes.append(f"{rule.name}: {', '.join(str(w) for w in why) or _('always')}")
+                    if rule.catalog_id:
+                        values["catalog_id"] = rule.catalog_id.id
+                    if rule.shop_action == "set" and rule.shop_id:
+                        values["shop_id"] = rule.shop_id.id
+                    elif rule.shop_action == "matched" and found_shop:
+                        values["shop_id"] = found_shop.id
+                    tags |= rule.tag_ids
+                    if rule.stop:
+                        break
+                values["rule_ids"] = [(6, 0, matched.ids)]
+                values["classification_note"] = "\n".join(notes) or _("No rule matched: Unassigned.")
+                if tags:
+                    values["tag_ids"] = [(4, t.id) for t in tags]
+                doc.write(values)
+        return True
+
+    def action_reclassify(self):
+        """Reclassify the selected documents with the current rules (needs the right to handle them)."""
+        self.check_access("write")
+        self._classify()
+        return True

@@ -1,0 +1,132 @@
+from odoo.tests import tagged
+
+from ksefnet_core.testing import ThirdParty
+
+from .common import SAMPLES, US, DocumentsCase
+
+CORRECTIONS = {"2", "3", "5", "6", "7", "11", "12", "13", "18"}
+WARSAW = {"1", "8", "10", "14", "17", "19", "24", "25"}
+KRAKOW = {"4", "20", "21"}
+FOREIGN = {"22", "22_upd-2025-08-27", "23"}
+NO_ADDRESS_MATCH = {"9", "15", "16"}
+
+
+@tagged("post_install", "-at_install")
+class TestClassification(DocumentsCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        env = cls.env
+        cls.waw = env["ksefnet.shop"].create(
+            {"name": "Warszawa Polna", "code": "WAW1", "buffer_id": cls.buffer.id, "street": "Polna 1",
+             "postal_code": "00-001", "city": "Warszawa", "gln_numbers": "5901234000011"}
+        )  # fmt: skip
+        cls.krk = env["ksefnet.shop"].create(
+            {"name": "Kraków Sadowa", "code": "KRK1", "buffer_id": cls.buffer.id,
+             "address_lines": "UL. SADOWA 1 LOK 3", "delivery_patterns": "WZ/KRK/*"}
+        )  # fmt: skip
+        cls.quarantine = cls.catalog("Kwarantanna")
+        cls.review = cls.catalog("Do sprawdzenia")
+        cls.wz = cls.catalog("Dostawy WZ")
+        cls.shops = cls.catalog("Sklepy")
+        cls.cat_waw = cls.catalog("Warszawa", cls.shops)
+        cls.cat_krk = cls.catalog("Kraków", cls.shops)
+        cls.corrections = cls.catalog("Korekty")
+        tag = env["ksefnet.tag"].create
+        cls.tag_wz, cls.tag_main, cls.tag_kor = (
+            tag({"name": "WZ"}),
+            tag({"name": "Główny dostawca"}),
+            tag({"name": "Korekta"}),
+        )
+        kinds = env["ksefnet.invoice.kind"].search([("code", "in", ["KOR", "KOR_ZAL", "KOR_ROZ"])])
+        cls.rule("Not ours", 1, validity="invalid", catalog_id=cls.quarantine.id, stop=True)
+        cls.rule("Unclear", 2, validity="review", catalog_id=cls.review.id, stop=True)
+        cls.rule("WZ deliveries", 5, delivery_match="pattern", delivery_patterns="44343434/*",
+                 catalog_id=cls.wz.id, tag_ids=[(6, 0, cls.tag_wz.ids)])  # fmt: skip
+        cls.rule("Warsaw shop", 10, address_match="shop", address_shop_id=cls.waw.id,
+                 catalog_id=cls.cat_waw.id, shop_action="matched")  # fmt: skip
+        cls.rule("Cracow shop", 11, address_match="shop", address_shop_id=cls.krk.id,
+                 catalog_id=cls.cat_krk.id, shop_action="matched")  # fmt: skip
+        cls.rule("Corrections", 20, invoice_kind_ids=[(6, 0, kinds.ids)], catalog_id=cls.corrections.id,
+                 tag_ids=[(6, 0, cls.tag_kor.ids)])  # fmt: skip
+        cls.rule("Main supplier", 30, seller_nips="9999999999", tag_ids=[(6, 0, cls.tag_main.ids)])
+
+    def test_every_mf_sample_lands_where_the_rules_say(self):
+        names = sorted(p.stem.removeprefix("FA_3_Przyklad_") for p in SAMPLES.glob("*.xml"))
+        self.assertEqual(len(names), 26)
+        for name in names:
+            doc = self.sample(name)
+            with self.subTest(sample=name):
+                if name in FOREIGN:
+                    self.assertEqual((doc.validity, doc.catalog_id), ("review", self.review))
+                    self.assertFalse(doc.tag_ids, "the review rule stops the evaluation")
+                    continue
+                self.assertEqual(doc.validity, "valid", doc.validity_reasons)
+                self.assertIn(self.tag_main, doc.tag_ids)
+                expected_shop = (
+                    self.waw
+                    if name in WARSAW | (CORRECTIONS - {"5", "6", "7"})
+                    else (self.krk if name in KRAKOW | {"5", "6", "7"} else self.env["ksefnet.shop"])
+                )
+                self.assertEqual(doc.shop_id, expected_shop)
+                if name in CORRECTIONS:
+                    self.assertEqual(doc.catalog_id, self.corrections)
+                    self.assertIn(self.tag_kor, doc.tag_ids)
+                elif name in NO_ADDRESS_MATCH:
+                    self.assertFalse(doc.catalog_id, "Unassigned")
+                else:
+                    self.assertEqual(doc.catalog_id, self.cat_waw if name in WARSAW else self.cat_krk)
+                self.assertEqual(self.tag_wz in doc.tag_ids, name == "4")
+                self.assertTrue(doc.classification_note)
+        self.assertIn("WZ deliveries", self.sample("4").classification_note)
+        self.assertIn("delivery id 44343434/2026", self.sample("4").classification_note)
+
+    def test_gln_and_delivery_identifiers_of_shops(self):
+        self.rule("Any shop by GLN", 40, gln_match="any_shop", shop_action="matched")
+        self.rule("Any shop by WZ", 41, delivery_match="any_shop", shop_action="matched")
+        by_gln = self.generated(
+            buyer_address=("Magazyn centralny", "05-800 Pruszków"), buyer_gln="5901234000011"
+        )
+        self.assertEqual(by_gln.shop_id, self.waw)
+        by_wz = self.generated(
+            buyer_address=("Magazyn centralny", "05-800 Pruszków"), delivery_notes=("WZ/KRK/77",)
+        )
+        self.assertEqual(by_wz.shop_id, self.krk)
+        self.assertIn("delivery id WZ/KRK/77", by_wz.classification_note)
+
+    def test_validity_and_quarantine(self):
+        ours = self.generated()
+        self.assertEqual(ours.validity, "valid")
+        other = self.generated(buyer_nip="7740001454")
+        self.assertEqual((other.validity, other.catalog_id), ("invalid", self.quarantine))
+        self.assertIn("7740001454", other.validity_reasons)
+        as_recipient = self.generated(buyer_nip="7740001454", third_parties=(ThirdParty(nip=US, role=2),))
+        self.assertEqual(as_recipient.validity, "valid")
+        as_factor = self.generated(buyer_nip="7740001454", third_parties=(ThirdParty(nip=US, role=1),))
+        self.assertEqual(as_factor.validity, "invalid")
+        self.buffer.accepted_third_party_roles = "1,2"
+        as_factor.action_reclassify()
+        self.assertEqual(as_factor.validity, "valid", "the accepted roles are the buffer's setting")
+
+    def test_rule_test_button_and_reclassification_after_a_change(self):
+        doc = self.generated(buyer_address=("ul. Polna 1", "00-001 Warszawa"))
+        self.assertEqual(doc.catalog_id, self.cat_waw)
+        rule = self.rule("Big ones", 50, amount_min=1_000_000, catalog_id=self.corrections.id)
+        action = rule.action_test_rule()
+        self.assertFalse(self.Document.search(action["domain"]), "nothing that large yet")
+        rule.amount_min = 1
+        self.assertIn(doc, self.Document.search(rule.action_test_rule()["domain"]))
+        self.assertEqual(doc.catalog_id, self.cat_waw, "testing a rule changes nothing")
+        rule.action_apply_to_existing()
+        self.assertEqual(doc.catalog_id, self.corrections)
+        self.assertIn(rule, doc.rule_ids)
+
+    def test_sales_documents_are_classified_too(self):
+        self.rule("Sales", 60, direction="sales", catalog_id=self.wz.id, stop=True)
+        doc = self.store(
+            __import__("ksefnet_core.testing", fromlist=["sample_invoice"]).sample_invoice(
+                seller_nip=US, number="FV/S/1", buyer_nip="7740001454"
+            ),
+            direction="sales",
+        )
+        self.assertEqual((doc.validity, doc.catalog_id), ("valid", self.wz))
