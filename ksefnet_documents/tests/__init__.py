@@ -1,1 +1,1 @@
-from . import test_classification, test_install
+from . import test_classification, test_install, test_permissions
