@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .fa3 import Address, Invoice, Party
 
@@ -64,20 +65,27 @@ class ShopAddress:
     city: str = ""
     lines: tuple[str, ...] = ()  # free lines exactly as suppliers print them
 
+    @cached_property
+    def _keys(self) -> tuple[list[str], str, str, str]:
+        """The normalised forms, computed once per shop (matching runs for every invoice and rule)."""
+        lines = [f" {k} " for k in (normalize_address(line) for line in self.lines) if k]
+        return (
+            lines,
+            normalize_address(self.street),
+            normalize_address(self.postal_code),
+            normalize_address(self.city),
+        )
+
     def matches(self, address: Address | None) -> bool:
         text = address_text(address)
         if not text:
             return False
         padded = f" {text} "
-        for line in self.lines:
-            key = normalize_address(line)
-            if key and f" {key} " in padded:
-                return True
-        street = normalize_address(self.street)
+        lines, street, postal, city = self._keys
+        if any(key in padded for key in lines):
+            return True
         if not street or f" {street} " not in padded:
             return False
-        postal = normalize_address(self.postal_code)
-        city = normalize_address(self.city)
         return (not postal or f" {postal} " in padded) and (not city or f" {city} " in padded)
 
 

@@ -6,9 +6,12 @@ evaluation itself lives in :meth:`KsefnetClassificationRule._evaluate`; the docu
 ``ksefnet.document._classify``.
 """
 
+from dataclasses import dataclass
+
 from odoo import _, fields, models
 
 from ksefnet_core.matching import (
+    ShopAddress,
     any_pattern_matches,
     delivery_identifiers,
     invoice_addresses,
@@ -99,75 +102,73 @@ class KsefnetClassificationRule(models.Model):
     stop = fields.Boolean("Stop here", help="Do not evaluate the rules after this one when it matches.")
 
     # -- evaluation ----------------------------------------------------------------------------------------
+    def _compile(self, shops):
+        """Plain-Python form of the rules (read from the database once per classification run)."""
+        compiled_shops = [
+            _CompiledShop(s.id, s.code, s._address(), frozenset(s._glns()), tuple(s._delivery_patterns()))
+            for s in shops
+        ]
+        by_id = {s.shop_id: s for s in compiled_shops}
+        return [
+            _CompiledRule(
+                rule_id=rule.id,
+                name=rule.name,
+                direction=rule.direction,
+                kinds=frozenset(rule.invoice_kind_ids.mapped("code")),
+                seller_nips=frozenset(_lines(rule.seller_nips)),
+                amount_min=rule.amount_min,
+                amount_max=rule.amount_max,
+                validity=rule.validity,
+                text_field=rule.text_field if rule.text_value else False,
+                text_value=(rule.text_value or "").lower(),
+                address_shops=(
+                    ([by_id[rule.address_shop_id.id]] if rule.address_shop_id.id in by_id else [])
+                    if rule.address_match == "shop"
+                    else compiled_shops
+                )
+                if rule.address_match != "none"
+                else None,
+                gln_match=rule.gln_match,
+                gln_values=frozenset(_lines(rule.gln_values)),
+                delivery_match=rule.delivery_match,
+                delivery_patterns=tuple(_lines(rule.delivery_patterns)),
+                shops=compiled_shops,
+                catalog_id=rule.catalog_id.id,
+                shop_action=rule.shop_action,
+                shop_id=rule.shop_id.id,
+                tag_ids=tuple(rule.tag_ids.ids),
+                stop=rule.stop,
+            )
+            for rule in self
+        ]
+
     def _evaluate(self, doc, invoice, validity, shops):
-        """(matched, reasons, shop found) for one document. ``invoice`` is the parsed FA(3) (or None)."""
+        """(matched, reasons, shop found) of this rule for one document (see _CompiledRule.evaluate)."""
         self.ensure_one()
-        reasons, found_shop = [], None
-        if self.direction != "any":
-            if doc.direction != self.direction:
-                return False, [], None
-            reasons.append(_("direction %(d)s", d=doc.direction))
-        if self.invoice_kind_ids:
-            if doc.invoice_kind not in self.invoice_kind_ids.mapped("code"):
-                return False, [], None
-            reasons.append(_("kind %(k)s", k=doc.invoice_kind))
-        if self.seller_nips:
-            if (doc.seller_nip or "") not in set(_lines(self.seller_nips)):
-                return False, [], None
-            reasons.append(_("seller NIP %(nip)s", nip=doc.seller_nip))
-        if self.amount_min and doc.amount_gross < self.amount_min:
-            return False, [], None
-        if self.amount_max and doc.amount_gross > self.amount_max:
-            return False, [], None
-        if self.amount_min or self.amount_max:
-            reasons.append(_("gross %(amount)s", amount=doc.amount_gross))
-        if self.validity != "any":
-            if validity != self.validity:
-                return False, [], None
-            reasons.append(_("validity %(v)s", v=validity))
-        if self.text_field and self.text_value:
-            if self.text_value.lower() not in (doc[self.text_field] or "").lower():
-                return False, [], None
-            reasons.append(_("%(field)s contains %(text)s", field=self.text_field, text=self.text_value))
-        needs_invoice = any(m != "none" for m in (self.address_match, self.gln_match, self.delivery_match))
-        if needs_invoice and invoice is None:
-            return False, [], None
-        if self.address_match != "none":
-            candidates = self.address_shop_id if self.address_match == "shop" else shops
-            addresses = invoice_addresses(invoice)
-            shop = next((s for s in candidates if any(s._address().matches(a) for a in addresses)), None)
-            if not shop:
-                return False, [], None
-            found_shop = shop
-            reasons.append(_("address of shop %(code)s", code=shop.code))
-        if self.gln_match != "none":
-            glns = invoice_glns(invoice)
-            if self.gln_match == "value":
-                hit = next((g for g in glns if g in set(_lines(self.gln_values))), None)
-                if not hit:
-                    return False, [], None
-            else:
-                shop = next((s for s in shops if s._glns() & set(glns)), None)
-                if not shop:
-                    return False, [], None
-                found_shop = found_shop or shop
-                hit = next(iter(shop._glns() & set(glns)))
-            reasons.append(_("GLN %(gln)s", gln=hit))
-        if self.delivery_match != "none":
-            identifiers = delivery_identifiers(invoice)
-            if self.delivery_match == "pattern":
-                hit = any_pattern_matches(_lines(self.delivery_patterns), identifiers)
-            else:
-                hit = None
-                for shop in shops:
-                    hit = any_pattern_matches(shop._delivery_patterns(), identifiers)
-                    if hit:
-                        found_shop = found_shop or shop
-                        break
-            if not hit:
-                return False, [], None
-            reasons.append(_("delivery id %(id)s", id=hit))
-        return True, reasons, found_shop
+        facts = _facts(doc, invoice, validity)
+        ok, reasons, shop_id = self._compile(shops)[0].evaluate(facts)
+        return (
+            ok,
+            [self._reason_text(r) for r in reasons],
+            self.env["ksefnet.shop"].browse(shop_id) if shop_id else None,
+        )
+
+    def _reason_text(self, reason):
+        """A matched condition, in the user's language."""
+        key, params = reason
+        _ = self.env._
+        texts = {
+            "direction": lambda: _("direction %(d)s", **params),
+            "kind": lambda: _("kind %(k)s", **params),
+            "seller": lambda: _("seller NIP %(nip)s", **params),
+            "gross": lambda: _("gross %(amount)s", **params),
+            "validity": lambda: _("validity %(v)s", **params),
+            "text": lambda: _("%(field)s contains %(text)s", **params),
+            "address": lambda: _("address of shop %(code)s", **params),
+            "gln": lambda: _("GLN %(gln)s", **params),
+            "delivery": lambda: _("delivery id %(id)s", **params),
+        }
+        return texts[key]()
 
     # -- user actions ----------------------------------------------------------------------------------------
     def action_test_rule(self):
@@ -194,3 +195,136 @@ class KsefnetClassificationRule(models.Model):
         docs = self.env["ksefnet.document"].search([("buffer_id", "in", self.buffer_id.ids)])
         docs.action_reclassify()
         return True
+
+
+# -- the compiled form ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _CompiledShop:
+    shop_id: int
+    code: str
+    address: ShopAddress
+    glns: frozenset
+    patterns: tuple
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the rules read of one document, read once."""
+
+    direction: str
+    kind: str
+    seller_nip: str
+    gross: float
+    validity: str
+    texts: dict
+    addresses: list
+    glns: list
+    identifiers: list
+    has_invoice: bool
+
+
+def _facts(doc, invoice, validity):
+    return _Facts(
+        direction=doc.direction,
+        kind=doc.invoice_kind or "",
+        seller_nip=doc.seller_nip or "",
+        gross=doc.amount_gross,
+        validity=validity,
+        texts={name: (doc[name] or "").lower() for name, _label in TEXT_FIELDS},
+        addresses=invoice_addresses(invoice) if invoice else [],
+        glns=invoice_glns(invoice) if invoice else [],
+        identifiers=delivery_identifiers(invoice) if invoice else [],
+        has_invoice=invoice is not None,
+    )
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    rule_id: int
+    name: str
+    direction: str
+    kinds: frozenset
+    seller_nips: frozenset
+    amount_min: float
+    amount_max: float
+    validity: str
+    text_field: str | bool
+    text_value: str
+    address_shops: list | None
+    gln_match: str
+    gln_values: frozenset
+    delivery_match: str
+    delivery_patterns: tuple
+    shops: list
+    catalog_id: int
+    shop_action: str
+    shop_id: int
+    tag_ids: tuple
+    stop: bool
+
+    def evaluate(self, f):
+        """(matched, reasons, id of the shop found by the conditions or None); all set conditions must hold."""
+        reasons, found = [], None
+        if self.direction != "any":
+            if f.direction != self.direction:
+                return False, [], None
+            reasons.append(("direction", {"d": f.direction}))
+        if self.kinds:
+            if f.kind not in self.kinds:
+                return False, [], None
+            reasons.append(("kind", {"k": f.kind}))
+        if self.seller_nips:
+            if f.seller_nip not in self.seller_nips:
+                return False, [], None
+            reasons.append(("seller", {"nip": f.seller_nip}))
+        if self.amount_min and f.gross < self.amount_min:
+            return False, [], None
+        if self.amount_max and f.gross > self.amount_max:
+            return False, [], None
+        if self.amount_min or self.amount_max:
+            reasons.append(("gross", {"amount": f.gross}))
+        if self.validity != "any":
+            if f.validity != self.validity:
+                return False, [], None
+            reasons.append(("validity", {"v": f.validity}))
+        if self.text_field:
+            if self.text_value not in f.texts.get(self.text_field, ""):
+                return False, [], None
+            reasons.append(("text", {"field": self.text_field, "text": self.text_value}))
+        if (
+            self.address_shops is not None or self.gln_match != "none" or self.delivery_match != "none"
+        ) and not f.has_invoice:
+            return False, [], None
+        if self.address_shops is not None:
+            shop = next(
+                (s for s in self.address_shops if any(s.address.matches(a) for a in f.addresses)), None
+            )
+            if shop is None:
+                return False, [], None
+            found = shop.shop_id
+            reasons.append(("address", {"code": shop.code}))
+        if self.gln_match != "none":
+            if self.gln_match == "value":
+                hit = next((g for g in f.glns if g in self.gln_values), None)
+            else:
+                shop = next((s for s in self.shops if s.glns.intersection(f.glns)), None)
+                hit = next(iter(shop.glns.intersection(f.glns))) if shop else None
+                if shop:
+                    found = found or shop.shop_id
+            if not hit:
+                return False, [], None
+            reasons.append(("gln", {"gln": hit}))
+        if self.delivery_match != "none":
+            if self.delivery_match == "pattern":
+                hit = any_pattern_matches(self.delivery_patterns, f.identifiers)
+            else:
+                hit = None
+                for shop in self.shops:
+                    hit = any_pattern_matches(shop.patterns, f.identifiers)
+                    if hit:
+                        found = found or shop.shop_id
+                        break
+            if not hit:
+                return False, [], None
+            reasons.append(("delivery", {"id": hit}))
+        return True, reasons, found

@@ -7,6 +7,8 @@ from odoo import _, fields, models
 from ksefnet_core import fa3
 from ksefnet_core.matching import check_addressed_to
 
+from .ksefnet_classification_rule import _facts
+
 _logger = logging.getLogger(__name__)
 
 VALIDITY = [("valid", "Addressed to us"), ("invalid", "Not addressed to us"), ("review", "To review")]
@@ -15,7 +17,7 @@ VALIDITY = [("valid", "Addressed to us"), ("invalid", "Not addressed to us"), ("
 class KsefnetDocument(models.Model):
     _inherit = "ksefnet.document"
 
-    catalog_id = fields.Many2one("ksefnet.catalog", "Catalog", index=True, tracking=False)
+    catalog_id = fields.Many2one("ksefnet.catalog", "Catalog", index=True)
     shop_id = fields.Many2one("ksefnet.shop", "Shop", index=True)
     tag_ids = fields.Many2many("ksefnet.tag", string="Tags")
     validity = fields.Selection(VALIDITY, readonly=True, index=True)
@@ -61,41 +63,43 @@ class KsefnetDocument(models.Model):
         Shop = self.env["ksefnet.shop"].sudo()
         now = fields.Datetime.now()
         for buffer in self.buffer_id:
-            rules = Rule.search([("buffer_id", "=", buffer.id)])
-            shops = Shop.search([("buffer_id", "=", buffer.id)])
-            shop_by_code = {s.code: s for s in shops}
+            rules = Rule.search([("buffer_id", "=", buffer.id)])._compile(
+                shops := Shop.search([("buffer_id", "=", buffer.id)])
+            )
+            shop_by_code = {s.code: s.id for s in shops}
             for doc in self.filtered(lambda d, b=buffer: d.buffer_id == b):
                 invoice = doc._parsed_invoice()
                 validity, reasons = doc._validity_of(invoice)
+                facts = _facts(doc, invoice, validity)
                 values = {
                     "validity": validity,
                     "validity_reasons": reasons,
                     "catalog_id": False,
-                    "shop_id": shop_by_code[doc.shop_code].id if doc.shop_code in shop_by_code else False,
+                    "shop_id": shop_by_code.get(doc.shop_code, False),
                     "classified_at": now,
                 }
-                tags = self.env["ksefnet.tag"]
-                matched = Rule.browse()
-                notes = []
+                tags, matched, notes = set(), [], []
                 for rule in rules:
-                    ok, why, found_shop = rule._evaluate(doc, invoice, validity, shops)
+                    ok, why, found_shop = rule.evaluate(facts)
                     if not ok:
                         continue
-                    matched |= rule
-                    notes.append(f"{rule.name}: {', '.join(str(w) for w in why) or _('always')}")
+                    matched.append(rule.rule_id)
+                    notes.append(
+                        f"{rule.name}: {', '.join(Rule._reason_text(w) for w in why) or _('always')}"
+                    )
                     if rule.catalog_id:
-                        values["catalog_id"] = rule.catalog_id.id
+                        values["catalog_id"] = rule.catalog_id
                     if rule.shop_action == "set" and rule.shop_id:
-                        values["shop_id"] = rule.shop_id.id
+                        values["shop_id"] = rule.shop_id
                     elif rule.shop_action == "matched" and found_shop:
-                        values["shop_id"] = found_shop.id
-                    tags |= rule.tag_ids
+                        values["shop_id"] = found_shop
+                    tags.update(rule.tag_ids)
                     if rule.stop:
                         break
-                values["rule_ids"] = [(6, 0, matched.ids)]
+                values["rule_ids"] = [(6, 0, matched)]
                 values["classification_note"] = "\n".join(notes) or _("No rule matched: Unassigned.")
                 if tags:
-                    values["tag_ids"] = [(4, t.id) for t in tags]
+                    values["tag_ids"] = [(4, t) for t in sorted(tags)]
                 doc.write(values)
         return True
 

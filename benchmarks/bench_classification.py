@@ -1,0 +1,173 @@
+"""Benchmark: classify 10 000 purchase documents against 200 rules in the Odoo documents addon.
+
+    python benchmarks/bench_classification.py [--documents 10000] [--rules 200]
+
+Needs Odoo 18 (ODOO_PATH, default /opt/odoo) and PostgreSQL (PGHOST/PGPORT/PGUSER, default 127.0.0.1:5432 as
+ksefnet). Creates a scratch database with ksefnet_documents, stores N generated purchase invoices (varied
+addresses, GLNs, WZ numbers, sellers), creates R rules of every condition type, then times
+``_classify`` on all documents. The bare baseline in the same run evaluates the same kind of conditions with
+the framework-free matcher on the parsed invoices, without the ORM. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from ksefnet_core import fa3  # noqa: E402
+from ksefnet_core.matching import (  # noqa: E402
+    ShopAddress,
+    any_pattern_matches,
+    delivery_identifiers,
+    invoice_addresses,
+    invoice_glns,
+)
+from ksefnet_core.testing import sample_invoice  # noqa: E402
+
+ODOO_PATH = os.environ.get("ODOO_PATH", "/opt/odoo")
+PG = {
+    "host": os.environ.get("PGHOST", "127.0.0.1"),
+    "port": os.environ.get("PGPORT", "5432"),
+    "user": os.environ.get("PGUSER", "ksefnet"),
+}
+US = "5265877635"
+
+
+def invoices(count: int) -> list[bytes]:
+    rng = random.Random(7)
+    out = []
+    for i in range(count):
+        shop = rng.randrange(100)
+        out.append(
+            sample_invoice(
+                seller_nip="7740001454" if i % 3 else "9999999999",
+                number=f"FV/B/{i}",
+                buyer_nip=US,
+                buyer_address=(f"ul. Handlowa {shop}", f"{10 + shop % 80:02d}-100 Warszawa"),
+                buyer_gln=f"590123400{shop:04d}" if i % 2 else None,
+                delivery_notes=(f"WZ/{shop}/{i}",) if i % 4 == 0 else (),
+                kind="VAT",
+            )
+        )
+    return out
+
+
+def bare(xmls: list[bytes], rules: int) -> float:
+    shops = [ShopAddress(street=f"Handlowa {s}", postal_code=f"{10 + s % 80:02d}-100") for s in range(100)]
+    hits = 0
+    start = time.perf_counter()
+    for xml in xmls:
+        inv = fa3.parse(xml)
+        addresses, glns, ids = invoice_addresses(inv), invoice_glns(inv), delivery_identifiers(inv)
+        for r in range(rules):
+            kind = r % 4
+            if kind == 0:
+                hits += any(shops[r % 100].matches(a) for a in addresses)
+            elif kind == 1:
+                hits += f"590123400{r % 100:04d}" in glns
+            elif kind == 2:
+                hits += any_pattern_matches([f"WZ/{r % 100}/*"], ids) is not None
+            else:
+                hits += inv.seller.nip == "9999999999"
+    elapsed = time.perf_counter() - start
+    assert hits >= 0  # the matches are computed, not optimised away
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--documents", type=int, default=10_000)
+    parser.add_argument("--rules", type=int, default=200)
+    args = parser.parse_args()
+    if not os.path.isfile(os.path.join(ODOO_PATH, "odoo-bin")):
+        print(f"SKIPPED: no Odoo 18 installation at ODOO_PATH={ODOO_PATH}")
+        return
+    xmls = invoices(args.documents)
+    base = bare(xmls, args.rules)
+    db = f"ksefnet_bench_cls_{os.getpid()}"
+    addons = ",".join(
+        p for p in (f"{ODOO_PATH}/odoo/addons", f"{ODOO_PATH}/addons", ROOT) if os.path.isdir(p)
+    )
+    common = [
+        f"--addons-path={addons}",
+        f"--db_host={PG['host']}",
+        f"--db_port={PG['port']}",
+        f"--db_user={PG['user']}",
+        "-d",
+        db,
+    ]
+    print(f"installing ksefnet_documents into scratch database {db} ...", flush=True)
+    subprocess.run(
+        [sys.executable, f"{ODOO_PATH}/odoo-bin", *common, "-i", "ksefnet_documents", "--stop-after-init",
+         "--without-demo=all", "--log-level=warn", "--http-port=0"],
+        check=True,
+    )  # fmt: skip
+    sys.path.insert(0, ODOO_PATH)
+    import odoo  # noqa: PLC0415
+    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
+
+    from ksefnet_core.download import DownloadedInvoice  # noqa: PLC0415
+
+    odoo.tools.config.parse_config([*common, "--log-level=warn"])
+    registry = odoo.modules.registry.Registry(db)
+    try:
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            buffer = env["ksefnet.buffer"].create({"name": "Bench", "nip": US})
+            shops = env["ksefnet.shop"].create(
+                [{"name": f"S{s}", "code": f"S{s}", "buffer_id": buffer.id, "street": f"Handlowa {s}",
+                  "postal_code": f"{10 + s % 80:02d}-100", "gln_numbers": f"590123400{s:04d}",
+                  "delivery_patterns": f"WZ/{s}/*"} for s in range(100)]
+            )  # fmt: skip
+            catalog = env["ksefnet.catalog"].create({"name": "C", "buffer_id": buffer.id})
+            values = []
+            for r in range(args.rules):
+                kind = r % 4
+                v = {"name": f"R{r}", "sequence": r, "buffer_id": buffer.id, "catalog_id": catalog.id}
+                if kind == 0:
+                    v.update(address_match="shop", address_shop_id=shops[r % 100].id)
+                elif kind == 1:
+                    v.update(gln_match="value", gln_values=f"590123400{r % 100:04d}")
+                elif kind == 2:
+                    v.update(delivery_match="pattern", delivery_patterns=f"WZ/{r % 100}/*")
+                else:
+                    v.update(seller_nips="9999999999")
+                values.append(v)
+            env["ksefnet.classification.rule"].create(values)
+            Document = env["ksefnet.document"]
+            docs = Document.browse()
+            for i, xml in enumerate(xmls):
+                docs |= Document._create_downloaded(
+                    buffer, DownloadedInvoice(f"{US}-20260301-{i:012X}-00", {}, xml), "Subject2"
+                )
+            cr.commit()
+            env.invalidate_all()
+            start = time.perf_counter()
+            docs._classify()
+            env.flush_all()
+            elapsed = time.perf_counter() - start
+            classified = Document.search_count([("id", "in", docs.ids), ("catalog_id", "!=", False)])
+            cr.rollback()
+    finally:
+        odoo.modules.registry.Registry.delete(db)
+        odoo.sql_db.close_all()
+        subprocess.run(
+            ["dropdb", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "--if-exists", db], check=False
+        )
+    n = args.documents
+    print(
+        f"classification: {n} documents x {args.rules} rules in {elapsed:.1f} s, {n / elapsed:8.1f} documents/s "
+        f"({classified} put into a catalog); bare matcher without the ORM {n / base:8.1f} documents/s; "
+        f"ratio {elapsed / base:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
