@@ -62,6 +62,7 @@ class KsefnetDocument(models.Model):
         Rule = self.env["ksefnet.classification.rule"].sudo()
         Shop = self.env["ksefnet.shop"].sudo()
         now = fields.Datetime.now()
+        always = _("always")  # a rule without conditions
         for buffer in self.buffer_id:
             rules = Rule.search([("buffer_id", "=", buffer.id)])._compile(
                 shops := Shop.search([("buffer_id", "=", buffer.id)])
@@ -84,9 +85,8 @@ class KsefnetDocument(models.Model):
                     if not ok:
                         continue
                     matched.append(rule.rule_id)
-                    notes.append(
-                        f"{rule.name}: {', '.join(Rule._reason_text(w) for w in why) or _('always')}"
-                    )
+                    because = ", ".join(Rule._reason_text(w) for w in why) or always
+                    notes.append(f"{rule.name}: {because}")
                     if rule.catalog_id:
                         values["catalog_id"] = rule.catalog_id
                     if rule.shop_action == "set" and rule.shop_id:
