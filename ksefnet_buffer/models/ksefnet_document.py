@@ -365,7 +365,7 @@ class KsefnetDocument(models.Model):
         try:
             invoice = fa3.validate(xml)
         except fa3.InvoiceValidationError as exc:
-            raise ValidationError(invoice_error_message(exc)) from None
+            raise ValidationError(invoice_error_message(self.env, exc)) from None
         if invoice.seller.nip != buffer.nip:
             raise ValidationError(
                 _(
@@ -471,6 +471,31 @@ class KsefnetDocument(models.Model):
             "target": "self",
         }
 
+    def _replace_xml(self, xml):
+        """Replace the XML of a document that KSeF has not received (waiting, or error before any send)."""
+        self.ensure_one()
+        if not (self.state == "waiting" or (self.state == "error" and not self.ksef_session_ref)):
+            raise UserError(_("Only a document that was not sent to KSeF can be replaced."))
+        if isinstance(xml, str):
+            xml = xml.encode("utf-8")
+        try:
+            invoice = fa3.validate(xml)
+        except fa3.InvoiceValidationError as exc:
+            raise ValidationError(invoice_error_message(self.env, exc)) from None
+        if invoice.seller.nip != self.buffer_id.nip:
+            raise ValidationError(
+                _(
+                    "The seller's NIP in the invoice (%(seller)s) is not the buffer's NIP (%(nip)s).",
+                    seller=invoice.seller.nip or "-",
+                    nip=self.buffer_id.nip,
+                )
+            )
+        self.sudo().with_context(ksefnet_allow_state_write=True).write(self._values_from_invoice(invoice))
+        self.xml_attachment_id.sudo().write({"raw": xml})
+        self._set_state("waiting", message=_("Replaced by a new version before sending."), retry_count=0)
+        self._on_arrival()
+        return True
+
     def action_correct(self, xml):
         """Replace the XML of a rejected (failure) document with a corrected one and queue it again."""
         self.ensure_one()
@@ -481,7 +506,7 @@ class KsefnetDocument(models.Model):
         try:
             invoice = fa3.validate(xml)
         except fa3.InvoiceValidationError as exc:
-            raise ValidationError(invoice_error_message(exc)) from None
+            raise ValidationError(invoice_error_message(self.env, exc)) from None
         vals = self._values_from_invoice(invoice)
         self.sudo().with_context(ksefnet_allow_state_write=True).write(
             dict(vals, ksef_session_ref=False, ksef_invoice_ref=False, ksef_ambiguous=False)
@@ -491,13 +516,13 @@ class KsefnetDocument(models.Model):
         return True
 
 
-def invoice_error_message(exc):
-    lines = [_("The invoice is not a valid FA(3) document:")]
+def invoice_error_message(env, exc):
+    lines = [env._("The invoice is not a valid FA(3) document:")]
     for issue in exc.issues[:20]:
         where = f" (line {issue.line})" if issue.line else ""
         lines.append(f"- [{issue.code}] {issue.message}{where}")
     if len(exc.issues) > 20:
-        lines.append(_("... and %(n)s more problems.", n=len(exc.issues) - 20))
+        lines.append(env._("... and %(n)s more problems.", n=len(exc.issues) - 20))
     return "\n".join(lines)
 
 

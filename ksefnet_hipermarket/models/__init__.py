@@ -1,0 +1,1 @@
+from . import ksefnet_document, ksefnet_hipermarket_api, res_users

@@ -1,0 +1,268 @@
+"""The HiperMarket API: what HiperMarket calls over Odoo's XML-RPC (``execute_kw``) with an API key.
+
+    submit(invoices)                         -> [result per invoice]
+    status(buffer_nip, document_ids)         -> [document status]
+    changes(buffer_nip, cursor=0, limit=100) -> {"cursor", "changes", "more"}
+    acknowledge(buffer_nip, document_ids)    -> {"acknowledged": n}
+    upo(buffer_nip, document_id)             -> {"document_id", "ksef_number", "upo_xml_base64"}
+    qr(buffer_nip, document_id)              -> {"document_id", "url", "label", "png_base64"}
+
+Documents are identified by HiperMarket's own document id (``document_id``, e.g. "FV/0012/2026/SKLEP12"),
+unique per buffer. Everything returned is plain XML-RPC data (no None). See docs/hipermarket_api.md.
+"""
+
+import base64
+import binascii
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
+
+from ksefnet_core import qr as ksef_qr
+
+SOURCE = "HiperMarket"
+MAX_BATCH = 500
+
+
+class KsefnetHipermarketApi(models.AbstractModel):
+    _name = "ksefnet.hipermarket.api"
+    _description = "HiperMarket API"
+
+    # -- access ----------------------------------------------------------------------------------------------
+    @api.model
+    def _buffer(self, buffer_nip):
+        """The buffer of ``buffer_nip`` if the calling user may use it through this API."""
+        user = self.env.user
+        if not (
+            user.has_group("ksefnet_hipermarket.group_hipermarket")
+            or user.has_group("ksefnet_buffer.group_ksef_admin")
+        ):
+            raise AccessError(_("Only HiperMarket integration users may call the HiperMarket API."))
+        nip = "".join(ch for ch in str(buffer_nip or "") if ch.isdigit())
+        buffer = self.env["ksefnet.buffer"].sudo().search([("nip", "=", nip)], limit=1)
+        allowed = user.sudo().ksefnet_hm_buffer_ids
+        if not buffer or (not user.has_group("ksefnet_buffer.group_ksef_admin") and buffer not in allowed):
+            raise AccessError(_("No buffer for NIP %(nip)s is open to this user.", nip=buffer_nip))
+        return buffer
+
+    @api.model
+    def _documents(self, buffer, document_ids):
+        """The documents of these HiperMarket ids, read as the calling user (record rules apply)."""
+        docs = self.env["ksefnet.document"].search(
+            [
+                ("buffer_id", "=", buffer.id),
+                ("source", "=", SOURCE),
+                ("external_ref", "in", list(document_ids)),
+            ]
+        )
+        return {d.external_ref: d for d in docs}
+
+    # -- submitting ------------------------------------------------------------------------------------------
+    @api.model
+    def submit(self, invoices):
+        """Submit invoices: a list of {buffer_nip, document_id, shop_code, xml} (xml as text or base64).
+
+        Returns one result per invoice, in order: {document_id, ok, id, status, ...} or {document_id, ok:
+        False, error: {field, code, message}}. Idempotent: the same document id with the same content
+        returns the existing document; different content replaces it only while nothing was sent to KSeF
+        (a document that KSeF rejected is resubmitted as corrected).
+        """
+        if not isinstance(invoices, list) or len(invoices) > MAX_BATCH:
+            raise ValidationError(_("Submit a list of at most %(n)s invoices.", n=MAX_BATCH))
+        return [self._submit_one(item) for item in invoices]
+
+    @api.model
+    def _submit_one(self, item):
+        ref = str(item.get("document_id") or "").strip() if isinstance(item, dict) else ""
+        try:
+            if not isinstance(item, dict):
+                raise _Refused("invoice", "format", _("Each invoice is a structure with named fields."))
+            if not ref:
+                raise _Refused("document_id", "required", _("The HiperMarket document id is missing."))
+            buffer = self._buffer(item.get("buffer_nip"))
+            shop = str(item.get("shop_code") or "").strip() or False
+            shops = self.env.user.sudo()._ksefnet_hm_shops()
+            if shops and shop not in shops:
+                raise _Refused(
+                    "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop)
+                )
+            xml = _xml_bytes(item.get("xml"))
+            with self.env.cr.savepoint():
+                return self._store(buffer, ref, shop, xml)
+        except _Refused as exc:
+            return {"document_id": ref, "ok": False, "error": exc.as_dict()}
+        except (ValidationError, UserError, AccessError) as exc:
+            field = "xml" if isinstance(exc, ValidationError) else "buffer_nip"
+            code = "invalid" if isinstance(exc, ValidationError) else "refused"
+            return {
+                "document_id": ref,
+                "ok": False,
+                "error": {"field": field, "code": code, "message": str(exc)},
+            }
+
+    @api.model
+    def _store(self, buffer, ref, shop, xml):
+        Document = self.env["ksefnet.document"].sudo()
+        existing = Document.search(
+            [("buffer_id", "=", buffer.id), ("source", "=", SOURCE), ("external_ref", "=", ref)], limit=1
+        )
+        if not existing:
+            doc = Document._create_submitted(buffer, xml, external_ref=ref, source=SOURCE, shop_code=shop)
+            return self._describe(doc, created=True)
+        self.env.cr.execute("SELECT id FROM ksefnet_document WHERE id = %s FOR UPDATE", [existing.id])
+        existing.invalidate_recordset()
+        if existing._xml() == xml:
+            return self._describe(existing, created=False)
+        never_sent = existing.state == "waiting" or (
+            existing.state == "error" and not existing.ksef_session_ref
+        )
+        if existing.state == "failure":
+            existing.action_correct(xml)
+        elif never_sent:
+            existing._replace_xml(xml)
+        else:
+            raise _Refused(
+                "document_id",
+                "already_sent",
+                _(
+                    "Document %(ref)s was already sent to KSeF (status %(state)s%(number)s); it cannot be "
+                    "replaced. Issue a correction (KOR) as a new document.",
+                    ref=ref,
+                    state=existing.state,
+                    number=f", KSeF number {existing.ksef_number}" if existing.ksef_number else "",
+                ),
+            )
+        if shop and existing.shop_code != shop:
+            existing.write({"shop_code": shop})
+        return self._describe(existing, created=False, replaced=True)
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    @api.model
+    def _describe(self, doc, **extra):
+        doc = doc.with_env(self.env)
+        failed = doc.state in ("failure", "error")
+        return dict(
+            {
+                "document_id": doc.external_ref or "",
+                "ok": True,
+                "id": doc.id,
+                "status": doc.state,
+                "ksef_number": doc.ksef_number or False,
+                "acquisition_date": fields.Datetime.to_string(doc.ksef_acquisition_date) or False,
+                "error_code": doc.last_code if failed else False,
+                "error_message": doc.last_message if failed else False,
+                "upo_available": bool(doc.sudo().upo_attachment_id),
+                "change": doc.hm_change_seq,
+                "delivered": bool(doc.hm_delivered_at),
+            },
+            **extra,
+        )
+
+    @api.model
+    def status(self, buffer_nip, document_ids):
+        """The status of these HiperMarket document ids; unknown ids come back with status "unknown"."""
+        buffer = self._buffer(buffer_nip)
+        found = self._documents(buffer, document_ids)
+        return [
+            self._describe(found[ref])
+            if ref in found
+            else {"document_id": ref, "ok": False, "status": "unknown", "delivered": False}
+            for ref in document_ids
+        ]
+
+    @api.model
+    def changes(self, buffer_nip, cursor=0, limit=100):
+        """Documents whose status changed after ``cursor``, oldest first, and the cursor to ask with next.
+
+        The cursor is a change number: monotonic, kept in the database, so it survives restarts.
+        """
+        buffer = self._buffer(buffer_nip)
+        limit = max(1, min(int(limit or 100), 1000))
+        docs = self.env["ksefnet.document"].search(
+            [
+                ("buffer_id", "=", buffer.id),
+                ("source", "=", SOURCE),
+                ("hm_change_seq", ">", int(cursor or 0)),
+            ],
+            order="hm_change_seq",
+            limit=limit + 1,
+        )
+        page = docs[:limit]
+        return {
+            "cursor": page[-1].hm_change_seq if page else int(cursor or 0),
+            "changes": [self._describe(d) for d in page],
+            "more": len(docs) > limit,
+        }
+
+    @api.model
+    def acknowledge(self, buffer_nip, document_ids):
+        """Record that HiperMarket has taken the KSeF numbers of these documents."""
+        buffer = self._buffer(buffer_nip)
+        docs = self.env["ksefnet.document"].browse(
+            [d.id for d in self._documents(buffer, document_ids).values()]
+        )
+        now = fields.Datetime.now()
+        for doc in docs.sudo():
+            doc.write({"hm_delivered_at": now, "hm_delivered_state": doc.state})
+        return {"acknowledged": len(docs)}
+
+    @api.model
+    def upo(self, buffer_nip, document_id):
+        """The UPO (KSeF's official receipt) of a sent document, as base64 XML."""
+        doc = self._one(buffer_nip, document_id)
+        upo = doc.sudo().upo_attachment_id.raw
+        if not upo:
+            raise UserError(_("KSeF has not issued the UPO for document %(ref)s yet.", ref=document_id))
+        return {
+            "document_id": document_id,
+            "ksef_number": doc.ksef_number,
+            "upo_xml_base64": base64.b64encode(upo).decode("ascii"),
+        }
+
+    @api.model
+    def qr(self, buffer_nip, document_id):
+        """KOD I (the invoice verification link) of a document, with a PNG image for printing."""
+        doc = self._one(buffer_nip, document_id)
+        environment = doc.buffer_id._environment()
+        url = ksef_qr.invoice_verification_url(environment, doc.seller_nip, doc.issue_date, doc._xml())
+        label = ksef_qr.label_for_invoice(doc.ksef_number)
+        png = ksef_qr.qr_png(url, label)
+        return {
+            "document_id": document_id,
+            "url": url,
+            "label": label,
+            "png_base64": base64.b64encode(png).decode("ascii"),
+        }
+
+    @api.model
+    def _one(self, buffer_nip, document_id):
+        buffer = self._buffer(buffer_nip)
+        doc = self._documents(buffer, [document_id]).get(document_id)
+        if not doc:
+            raise UserError(
+                _("No document %(ref)s in the buffer of NIP %(nip)s.", ref=document_id, nip=buffer.nip)
+            )
+        return doc
+
+
+class _Refused(Exception):
+    def __init__(self, field, code, message):
+        super().__init__(message)
+        self.field, self.code, self.message = field, code, str(message)
+
+    def as_dict(self):
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+def _xml_bytes(value):
+    """The invoice XML from text or base64 text."""
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise _Refused("xml", "required", "The invoice XML is missing.")
+    text = value.strip()
+    if text.startswith("<"):
+        return text.encode("utf-8")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Refused("xml", "format", "The invoice XML is neither XML text nor base64.") from None

@@ -1,0 +1,21 @@
+from odoo import fields, models
+
+
+class ResUsers(models.Model):
+    _inherit = "res.users"
+
+    ksefnet_hm_buffer_ids = fields.Many2many(
+        "ksefnet.buffer",
+        "ksefnet_hm_user_buffer_rel",
+        "user_id",
+        "buffer_id",
+        string="HiperMarket buffers",
+        help="The buffers this HiperMarket integration user may submit to and read from.",
+    )
+    ksefnet_hm_shop_codes = fields.Char(
+        "HiperMarket shops",
+        help="Shop codes (comma-separated) this integration user may submit for; empty: every shop.",
+    )
+
+    def _ksefnet_hm_shops(self):
+        return {c.strip() for c in (self.ksefnet_hm_shop_codes or "").split(",") if c.strip()}
