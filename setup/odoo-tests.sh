@@ -17,6 +17,7 @@ if [ -z "$ADDONS" ]; then
   exit 0
 fi
 if [ "$ODOO_PATH" = "none" ] || [ ! -f "$ODOO_PATH/odoo-bin" ] || [ ! -d "$ODOO_PATH/odoo" ]; then
+  [ "${1:-}" = "--prepare-only" ] && exit 0
   echo "==> SKIPPED: Odoo addons' tests: no Odoo 18 installation at ODOO_PATH=$ODOO_PATH"
   echo "    (set ODOO_PATH to an Odoo 18 source folder holding odoo-bin to run them)"
   exit 0
@@ -50,6 +51,9 @@ DB="ksefnet_test_$$_$(date +%s)"
 LOG="$ROOT/var/odoo-tests.log"
 mkdir -p "$ROOT/var"
 port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# --prepare-only: Odoo's dependencies and the database role, for other tests that start Odoo (tests/).
+[ "${1:-}" = "--prepare-only" ] && exit 0
 
 tags=$(echo "$ADDONS" | sed 's/\([^,]*\)/\/\1/g')
 echo "==> Odoo tests: $ADDONS on fresh database $DB (Odoo at $ODOO_PATH)"

@@ -20,6 +20,8 @@ echo "==> mypy ksefnet_core"
 mypy || status=1
 [ $lint_only = 1 ] && exit $status
 
+# The end-to-end tests in tests/ start Odoo themselves: its dependencies and database role come first.
+bash "$ROOT/setup/odoo-tests.sh" --prepare-only || status=1
 echo "==> pytest: ksefnet_core and tests/"
 python -m pytest -q -p no:cacheprovider
 rc=$?
