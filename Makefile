@@ -1,11 +1,11 @@
 # KSeFNet for Odoo: the two commands of the README.
-#   make demo   run the main job (today: the protocol core against the local KSeF simulator)
+#   make demo   run the main job: the whole product against the local KSeF simulator (ARGS=--no-wait)
 #   make test   run the whole test suite (core, simulator, cross-addon tests, and the Odoo addons' tests
 #               when an Odoo 18 installation is found: ODOO_PATH, default /opt/odoo)
 .PHONY: demo test lint bench
 
 demo:
-	bash setup/demo.sh
+	bash setup/demo.sh $(ARGS)
 
 test:
 	bash setup/test.sh

@@ -7,35 +7,26 @@ Needs an Odoo 18 installation (ODOO_PATH, default /opt/odoo) and PostgreSQL (PGH
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import requests
 from lxml import etree
 
 from ksefnet_core.ids import is_valid_ksef_number
 from ksefnet_core.testing import sample_invoice
 
 ROOT = Path(__file__).resolve().parents[1]
-ODOO_PATH = Path(os.environ.get("ODOO_PATH", "/opt/odoo"))
-PG = {
-    "host": os.environ.get("PGHOST", "127.0.0.1"),
-    "port": os.environ.get("PGPORT", "5432"),
-    "user": os.environ.get("PGUSER", "ksefnet"),
-}
 NIP = "5265877635"
 sys.path.insert(0, str(ROOT / "tools"))
 
 from hipermarket_client import HiperMarketClient, HiperMarketError  # noqa: E402
+from ksefnet_stack import ODOO_PATH, Odoo, Simulator, odoo_available  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
-    not (ODOO_PATH / "odoo-bin").is_file(), reason=f"no Odoo 18 installation at ODOO_PATH={ODOO_PATH}"
+    not odoo_available(), reason=f"no Odoo 18 installation at ODOO_PATH={ODOO_PATH}"
 )
 
 SETUP = """
@@ -53,86 +44,21 @@ print("APIKEY=" + key)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args[:3]} exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture
 def stack(tmp_path):
     """Simulator + Odoo with the addons on a fresh database; yields (odoo url, db, api key)."""
-    db = f"ksefnet_e2e_{uuid.uuid4().hex[:8]}"
-    addons = ",".join(
-        str(p) for p in (ODOO_PATH / "odoo" / "addons", ODOO_PATH / "addons", ROOT) if p.is_dir()
-    )
-    bin_ = [sys.executable, str(ODOO_PATH / "odoo-bin")]
-    options = [f"--addons-path={addons}", "-d", db, f"--db_host={PG['host']}", f"--db_port={PG['port']}",
-               f"--db_user={PG['user']}", f"--data-dir={tmp_path / 'data'}"]  # fmt: skip
-    odoo = [*bin_, *options]
-    sim_port, odoo_port = _free_port(), _free_port()
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "ksefnet_core.simulator", "--port", str(sim_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = None
+    sim = Simulator()
+    odoo = None
     try:
-        _wait_http(f"http://127.0.0.1:{sim_port}/_simulator/health", sim)
-        token = requests.post(
-            f"http://127.0.0.1:{sim_port}/_simulator/tokens", json={"nip": NIP}, timeout=30
-        ).json()["token"]
-        log = tmp_path / "odoo.log"
-        subprocess.run(
-            [*odoo, "-i", "ksefnet_hipermarket", "--stop-after-init", "--without-demo=all", "--http-port=0",
-             f"--logfile={log}"],
-            check=True, timeout=600,
-        )  # fmt: skip
-        setup = SETUP % {"nip": NIP, "api": f"http://127.0.0.1:{sim_port}/v2", "token": token}
-        shell = subprocess.run(
-            [*bin_, "shell", *options, "--no-http", f"--logfile={log}"], input=setup, capture_output=True, text=True,
-            timeout=300,
-        )  # fmt: skip
-        key = next((line[7:] for line in shell.stdout.splitlines() if line.startswith("APIKEY=")), None)
-        assert key, shell.stdout[-2000:] + shell.stderr[-2000:]
-        server = subprocess.Popen(
-            [*odoo, f"--http-port={odoo_port}", "--http-interface=127.0.0.1", "--max-cron-threads=1",
-             f"--db-filter=^{db}$", f"--logfile={log}"],
-        )  # fmt: skip
-        _wait_http(f"http://127.0.0.1:{odoo_port}/web/health", server)
-        yield f"http://127.0.0.1:{odoo_port}", db, key
+        odoo = Odoo("ksefnet_hipermarket", workdir=tmp_path)
+        out = odoo.shell(SETUP % {"nip": NIP, "api": sim.api_base, "token": sim.token(NIP)})
+        key = next((line[7:] for line in out.splitlines() if line.startswith("APIKEY=")), None)
+        assert key, out[-2000:]
+        yield odoo.serve(), odoo.db, key
     finally:
-        if server is not None:
-            _stop(server)
-        _stop(sim)
-        subprocess.run(
-            ["dropdb", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "--if-exists", db],
-            check=False, capture_output=True,
-        )  # fmt: skip
+        if odoo is not None:
+            odoo.drop()
+        sim.stop()
 
 
 def invoice(number: str, **kw) -> bytes:

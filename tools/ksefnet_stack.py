@@ -1,0 +1,150 @@
+"""Start the whole stack for the demo, the end-to-end test and the benchmarks: the local KSeF simulator and
+an Odoo 18 server with the KSeFNet addons on a fresh database, each as its own process.
+
+Odoo is found at ``ODOO_PATH`` (default /opt/odoo); PostgreSQL at ``PGHOST``/``PGPORT`` as ``PGUSER``
+(default 127.0.0.1:5432 as ksefnet, a role that may create databases; Odoo refuses the superuser).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+ODOO_PATH = Path(os.environ.get("ODOO_PATH", "/opt/odoo"))
+PG = {
+    "host": os.environ.get("PGHOST", "127.0.0.1"),
+    "port": os.environ.get("PGPORT", "5432"),
+    "user": os.environ.get("PGUSER", "ksefnet"),
+}
+
+
+def odoo_available() -> bool:
+    return (ODOO_PATH / "odoo-bin").is_file() and (ODOO_PATH / "odoo").is_dir()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{' '.join(map(str, proc.args[:4]))} exited with {proc.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer in {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Simulator:
+    """``python -m ksefnet_core.simulator`` on a free loopback port."""
+
+    def __init__(self, *, rate_limits: bool = True, state: str | None = None) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_base = self.base_url + "/v2"
+        command = [sys.executable, "-m", "ksefnet_core.simulator", "--port", str(self.port)]
+        if not rate_limits:
+            command.append("--no-rate-limits")
+        if state:
+            command += ["--state", state]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_http(f"{self.base_url}/_simulator/health", self.proc)
+
+    def token(self, nip: str) -> str:
+        """A KSeF token for ``nip`` (simulator-only helper; on KSeF you create it in KSeF)."""
+        resp = requests.post(f"{self.base_url}/_simulator/tokens", json={"nip": nip}, timeout=30)
+        resp.raise_for_status()
+        return str(resp.json()["token"])
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+class Odoo:
+    """A database with the given addons installed, then (``serve``) an Odoo server process on it."""
+
+    def __init__(self, modules: str, *, workdir: Path, db: str | None = None, demo: bool = False) -> None:
+        self.db = db or f"ksefnet_{uuid.uuid4().hex[:8]}"
+        self.log = workdir / "odoo.log"
+        addons = ",".join(
+            str(p) for p in (ODOO_PATH / "odoo" / "addons", ODOO_PATH / "addons", ROOT) if p.is_dir()
+        )
+        self.bin = [sys.executable, str(ODOO_PATH / "odoo-bin")]
+        self.options = [
+            f"--addons-path={addons}",
+            "-d",
+            self.db,
+            f"--db_host={PG['host']}",
+            f"--db_port={PG['port']}",
+            f"--db_user={PG['user']}",
+            f"--data-dir={workdir / 'odoo-data'}",
+            f"--logfile={self.log}",
+        ]
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        init = [*self.bin, *self.options, "-i", modules, "--stop-after-init", "--http-port=0"]
+        if not demo:
+            init.append("--without-demo=all")
+        subprocess.run(init, check=True, timeout=900)
+
+    def shell(self, script: str) -> str:
+        """Run Python in ``odoo-bin shell`` (``env`` is there; commit yourself); its standard output."""
+        done = subprocess.run(
+            [*self.bin, "shell", *self.options, "--no-http"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"odoo shell failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def serve(self, port: int | None = None, interface: str = "127.0.0.1") -> str:
+        port = port or free_port()
+        # Odoo logs to its log file; its standard error (e.g. a thread's complaint at shutdown) goes beside it.
+        self.proc = subprocess.Popen(
+            [*self.bin, *self.options, f"--http-port={port}", f"--http-interface={interface}",
+             "--max-cron-threads=1", f"--db-filter=^{self.db}$"],
+            stderr=open(self.log.with_suffix(".stderr"), "ab"),  # noqa: SIM115 - owned by the process
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{port}"
+        wait_http(f"{self.url}/web/health", self.proc)
+        return self.url
+
+    def drop(self) -> None:
+        stop(self.proc)
+        self.drop_named(self.db)
+
+    @staticmethod
+    def drop_named(db: str) -> None:
+        subprocess.run(
+            ["dropdb", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "--if-exists", db],
+            check=False,
+            capture_output=True,
+        )
