@@ -386,7 +386,8 @@ class KsefnetDocument(models.Model):
         doc = self._create_in_state(vals, "waiting", _("Validated and queued for KSeF."))
         doc.xml_attachment_id = self._attach(doc, xml, f"{_safe_name(invoice.number)}.xml")
         doc._on_arrival()
-        self.env["ksefnet.sender"]._trigger()  # send now rather than at the next scheduled run
+        if not self.env.context.get("ksefnet_defer_trigger"):  # a caller submitting many triggers once
+            self.env["ksefnet.sender"]._trigger()  # send now rather than at the next scheduled run
         return doc.with_env(self.env)
 
     @api.model

@@ -30,7 +30,17 @@ class KsefnetHipermarketApi(models.AbstractModel):
     # -- access ----------------------------------------------------------------------------------------------
     @api.model
     def _buffer(self, buffer_nip):
-        """The buffer of ``buffer_nip`` if the calling user may use it through this API."""
+        """The buffer of ``buffer_nip`` if the calling user may use it through this API (memoised per batch)."""
+        memo = self.env.context.get("ksefnet_hm_buffers")
+        if memo is not None and buffer_nip in memo:
+            return memo[buffer_nip]
+        buffer = self._check_buffer(buffer_nip)
+        if memo is not None:
+            memo[buffer_nip] = buffer
+        return buffer
+
+    @api.model
+    def _check_buffer(self, buffer_nip):
         user = self.env.user
         if not (
             user.has_group("ksefnet_hipermarket.group_hipermarket")
@@ -68,7 +78,11 @@ class KsefnetHipermarketApi(models.AbstractModel):
         """
         if not isinstance(invoices, list) or len(invoices) > MAX_BATCH:
             raise ValidationError(_("Submit a list of at most %(n)s invoices.", n=MAX_BATCH))
-        return [self._submit_one(item) for item in invoices]
+        batch = self.with_context(ksefnet_defer_trigger=True, ksefnet_hm_buffers={})
+        results = [batch._submit_one(item) for item in invoices]
+        if any(r["ok"] for r in results):
+            self.env["ksefnet.sender"]._trigger()  # once for the whole batch
+        return results
 
     @api.model
     def _submit_one(self, item):

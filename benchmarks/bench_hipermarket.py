@@ -1,0 +1,96 @@
+"""Benchmark: HiperMarket submitting 10 000 invoices over XML-RPC in batches of 100.
+
+    python benchmarks/bench_hipermarket.py [--invoices 10000] [--batch 100]
+
+Starts an Odoo 18 server (ODOO_PATH, default /opt/odoo) with the addons on a scratch database, and submits
+through the reference client (tools/hipermarket_client.py) with an API key: each invoice is validated
+(FA(3) schema and KSeF's rules), stored with its XML, classified, and queued. Sending is switched off so the
+figure is the submission alone. The bare baseline in the same run creates the same number of records holding
+the same XML (ir.attachment) over the same XML-RPC endpoint in batches of the same size, with no validation.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+import tempfile
+import time
+import xmlrpc.client
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))
+
+from hipermarket_client import HiperMarketClient  # noqa: E402
+from ksefnet_stack import ODOO_PATH, Odoo, odoo_available  # noqa: E402
+
+from ksefnet_core.testing import sample_invoice  # noqa: E402
+
+NIP = "5265877635"
+SETUP = """
+import datetime
+buffer = env["ksefnet.buffer"].create({"name": "Bench", "nip": "%(nip)s", "send_enabled": False})
+hm = env["res.users"].create({"name": "HiperMarket", "login": "hipermarket",
+    "groups_id": [(6, 0, [env.ref("base.group_user").id, env.ref("ksefnet_hipermarket.group_hipermarket").id])],
+    "ksefnet_hm_buffer_ids": [(6, 0, buffer.ids)]})
+expires = datetime.datetime.now() + datetime.timedelta(days=1)
+print("HMKEY=" + env["res.users.apikeys"].with_user(hm)._generate(None, "bench", expires))
+print("ADMINKEY=" + env["res.users.apikeys"].with_user(env.ref("base.user_admin"))._generate(None, "bench", expires))
+env.cr.commit()
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--invoices", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    if not odoo_available():
+        print(f"SKIPPED: no Odoo 18 installation at ODOO_PATH={ODOO_PATH}")
+        return
+    odoo = Odoo("ksefnet_hipermarket", workdir=Path(tempfile.mkdtemp(prefix="ksefnet-bench-")))
+    try:
+        out = odoo.shell(SETUP % {"nip": NIP})
+        keys = dict(
+            line.split("=", 1) for line in out.splitlines() if line.startswith(("HMKEY=", "ADMINKEY="))
+        )
+        url = odoo.serve()
+        xmls = [sample_invoice(seller_nip=NIP, number=f"FV/BENCH/{i}") for i in range(args.invoices)]
+        hm = HiperMarketClient(url, odoo.db, "hipermarket", keys["HMKEY"])
+        start = time.perf_counter()
+        accepted = 0
+        for offset in range(0, len(xmls), args.batch):
+            chunk = xmls[offset : offset + args.batch]
+            results = hm.submit(NIP, [(f"HM-{offset + i}", "SKLEP01", x) for i, x in enumerate(chunk)])
+            accepted += sum(1 for r in results if r["ok"])
+        api = time.perf_counter() - start
+        models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object")
+        common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
+        admin = common.authenticate(odoo.db, "admin", keys["ADMINKEY"], {})
+        start = time.perf_counter()
+        for offset in range(0, len(xmls), args.batch):
+            records = [
+                {
+                    "name": f"bare-{offset + i}.xml",
+                    "datas": base64.b64encode(x).decode(),
+                    "mimetype": "application/xml",
+                }
+                for i, x in enumerate(xmls[offset : offset + args.batch])
+            ]
+            models.execute_kw(odoo.db, admin, keys["ADMINKEY"], "ir.attachment", "create", [records])
+        bare = time.perf_counter() - start
+    finally:
+        odoo.drop()
+    n = args.invoices
+    print(
+        f"HiperMarket submit: {accepted} of {n} invoices accepted in {api:.1f} s, {n / api:8.1f} invoices/s "
+        f"(batches of {args.batch}); bare create of the same XML as records {n / bare:8.1f} records/s; "
+        f"ratio {api / bare:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
