@@ -12,7 +12,7 @@ class KsefnetDocument(models.Model):
         "Change number", readonly=True, index=True, copy=False, help="Increases with every status change."
     )
     hm_delivered_at = fields.Datetime("Number delivered to HiperMarket", readonly=True, copy=False)
-    hm_delivered_state = fields.Char(readonly=True, copy=False)
+    hm_delivered_state = fields.Char("Status when delivered", readonly=True, copy=False)
 
     def init(self):
         # A database sequence: monotonic across transactions and restarts.

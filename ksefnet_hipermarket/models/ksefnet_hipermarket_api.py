@@ -99,7 +99,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 raise _Refused(
                     "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop)
                 )
-            xml = _xml_bytes(item.get("xml"))
+            xml = _xml_bytes(self.env, item.get("xml"))
             with self.env.cr.savepoint():
                 return self._store(buffer, ref, shop, xml)
         except _Refused as exc:
@@ -267,16 +267,16 @@ class _Refused(Exception):
         return {"field": self.field, "code": self.code, "message": self.message}
 
 
-def _xml_bytes(value):
+def _xml_bytes(env, value):
     """The invoice XML from text or base64 text."""
     if isinstance(value, bytes):
         return value
     if not isinstance(value, str) or not value.strip():
-        raise _Refused("xml", "required", "The invoice XML is missing.")
+        raise _Refused("xml", "required", env._("The invoice XML is missing."))
     text = value.strip()
     if text.startswith("<"):
         return text.encode("utf-8")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise _Refused("xml", "format", "The invoice XML is neither XML text nor base64.") from None
+        raise _Refused("xml", "format", env._("The invoice XML is neither XML text nor base64.")) from None

@@ -1,1 +1,1 @@
-from . import test_api
+from . import test_api, test_i18n
