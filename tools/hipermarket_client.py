@@ -125,6 +125,8 @@ class HiperMarketClient:
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):
+    """HTTP transport with a timeout on every call."""
+
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self._timeout = timeout
@@ -135,15 +137,8 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         return connection
 
 
-class _TimeoutSafeTransport(xmlrpc.client.SafeTransport):
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host):  # type: ignore[no-untyped-def]
-        connection = super().make_connection(host)
-        connection.timeout = self._timeout
-        return connection
+class _TimeoutSafeTransport(_TimeoutTransport, xmlrpc.client.SafeTransport):
+    """HTTPS transport with a timeout on every call."""
 
 
 def main(argv: list[str] | None = None) -> int:

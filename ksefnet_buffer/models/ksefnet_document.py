@@ -360,20 +360,7 @@ class KsefnetDocument(models.Model):
     def _create_submitted(self, buffer, xml, *, external_ref=None, source=None, shop_code=None):
         """Validate a sales invoice and queue it (``waiting``). Invalid input raises ValidationError and
         creates nothing."""
-        if isinstance(xml, str):
-            xml = xml.encode("utf-8")
-        try:
-            invoice = fa3.validate(xml)
-        except fa3.InvoiceValidationError as exc:
-            raise ValidationError(invoice_error_message(self.env, exc)) from None
-        if invoice.seller.nip != buffer.nip:
-            raise ValidationError(
-                _(
-                    "The seller's NIP in the invoice (%(seller)s) is not the buffer's NIP (%(nip)s).",
-                    seller=invoice.seller.nip or "-",
-                    nip=buffer.nip,
-                )
-            )
+        xml, invoice = self._validate_sales_xml(buffer, xml)
         vals = self._values_from_invoice(invoice)
         vals.update(
             buffer_id=buffer.id,
@@ -477,24 +464,7 @@ class KsefnetDocument(models.Model):
         self.ensure_one()
         if not (self.state == "waiting" or (self.state == "error" and not self.ksef_session_ref)):
             raise UserError(_("Only a document that was not sent to KSeF can be replaced."))
-        if isinstance(xml, str):
-            xml = xml.encode("utf-8")
-        try:
-            invoice = fa3.validate(xml)
-        except fa3.InvoiceValidationError as exc:
-            raise ValidationError(invoice_error_message(self.env, exc)) from None
-        if invoice.seller.nip != self.buffer_id.nip:
-            raise ValidationError(
-                _(
-                    "The seller's NIP in the invoice (%(seller)s) is not the buffer's NIP (%(nip)s).",
-                    seller=invoice.seller.nip or "-",
-                    nip=self.buffer_id.nip,
-                )
-            )
-        self.sudo().with_context(ksefnet_allow_state_write=True).write(self._values_from_invoice(invoice))
-        self.xml_attachment_id.sudo().write({"raw": xml})
-        self._set_state("waiting", message=_("Replaced by a new version before sending."), retry_count=0)
-        self._on_arrival()
+        self._swap_xml(xml, _("Replaced by a new version before sending."))
         return True
 
     def action_correct(self, xml):
@@ -502,19 +472,44 @@ class KsefnetDocument(models.Model):
         self.ensure_one()
         if self.state != "failure":
             raise UserError(_("Only a rejected invoice (failure) can be corrected."))
+        self._swap_xml(
+            xml,
+            _("Corrected invoice queued."),
+            ksef_session_ref=False,
+            ksef_invoice_ref=False,
+            ksef_ambiguous=False,
+        )
+        return True
+
+    @api.model
+    def _validate_sales_xml(self, buffer, xml):
+        """(XML bytes, parsed invoice) of a sales invoice for ``buffer``; ValidationError says what is wrong."""
         if isinstance(xml, str):
             xml = xml.encode("utf-8")
         try:
             invoice = fa3.validate(xml)
         except fa3.InvoiceValidationError as exc:
             raise ValidationError(invoice_error_message(self.env, exc)) from None
-        vals = self._values_from_invoice(invoice)
+        if invoice.seller.nip != buffer.nip:
+            raise ValidationError(
+                _(
+                    "The seller's NIP in the invoice (%(seller)s) is not the buffer's NIP (%(nip)s).",
+                    seller=invoice.seller.nip or "-",
+                    nip=buffer.nip,
+                )
+            )
+        return xml, invoice
+
+    def _swap_xml(self, xml, message, **values):
+        """Put a new, validated version of the invoice on this document and queue it again."""
+        self.ensure_one()
+        xml, invoice = self._validate_sales_xml(self.buffer_id, xml)
         self.sudo().with_context(ksefnet_allow_state_write=True).write(
-            dict(vals, ksef_session_ref=False, ksef_invoice_ref=False, ksef_ambiguous=False)
+            dict(self._values_from_invoice(invoice), **values)
         )
         self.xml_attachment_id.sudo().write({"raw": xml})
-        self._set_state("waiting", message=_("Corrected invoice queued."), retry_count=0)
-        return True
+        self._set_state("waiting", message=message, retry_count=0)
+        self._on_arrival()
 
 
 def invoice_error_message(env, exc):

@@ -64,6 +64,10 @@ class TestSending(KsefSimulatorCase):
         self.assertEqual(second.state, "failure")
         self.assertEqual(second.last_code, 440)
         self.assertIn(first.ksef_number, second.last_message)
+        # A correction must still be the buffer's own invoice.
+        with self.assertRaises(ValidationError):
+            second.action_correct(self.invoice(number="FV/DUP/2", seller_nip="1111111111"))
+        self.assertEqual(second.state, "failure")
         # A person corrects it (new number) and resubmits: it goes through.
         second.action_correct(self.invoice(number="FV/DUP/2"))
         self.assertEqual(second.state, "waiting")
