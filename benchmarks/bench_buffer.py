@@ -14,31 +14,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
-
-import requests
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from bench_core import NIP, SimulatorProcess, connect  # noqa: E402
+from bench_core import NIP, connect  # noqa: E402
+from ksefnet_stack import ODOO_PATH, Odoo, Simulator, odoo_available  # noqa: E402
 
 from ksefnet_core.sessions import send_batch  # noqa: E402
 from ksefnet_core.testing import sample_invoice  # noqa: E402
 
-ODOO_PATH = os.environ.get("ODOO_PATH", "/opt/odoo")
-PG = {
-    "host": os.environ.get("PGHOST", "127.0.0.1"),
-    "port": os.environ.get("PGPORT", "5432"),
-    "user": os.environ.get("PGUSER", "ksefnet"),
-}
 
-
-def raise_rate_limits(server: SimulatorProcess) -> None:
+def raise_rate_limits(server: Simulator) -> None:
     """As on KSeF TEST: POST /testdata/rate-limits, so that the buffer's own pacing does not dominate."""
     client = connect(server)
     limits = client.rate_limits()
@@ -52,7 +46,7 @@ def invoices(count: int, prefix: str) -> list[bytes]:
     return [sample_invoice(seller_nip=NIP, number=f"{prefix}/{i}", issue_date=today) for i in range(count)]
 
 
-def bare_core(server: SimulatorProcess, count: int, per_session: int) -> float:
+def bare_core(server: Simulator, count: int, per_session: int) -> float:
     """The core client alone: batch sessions of ``per_session`` invoices, statuses and one UPO per invoice."""
     client = connect(server)
     xmls = invoices(count, f"CORE{time.time_ns()}")
@@ -67,37 +61,11 @@ def bare_core(server: SimulatorProcess, count: int, per_session: int) -> float:
     return time.perf_counter() - start
 
 
-def odoo_buffer(server: SimulatorProcess, count: int, per_session: int) -> tuple[float, int, int]:
-    db = f"ksefnet_bench_{os.getpid()}"
-    addons = ",".join(
-        p for p in (f"{ODOO_PATH}/odoo/addons", f"{ODOO_PATH}/addons", ROOT) if os.path.isdir(p.split(",")[0])
-    )
-    common = [
-        f"--addons-path={addons}",
-        f"--db_host={PG['host']}",
-        f"--db_port={PG['port']}",
-        f"--db_user={PG['user']}",
-        "-d",
-        db,
-    ]
-    print(f"installing ksefnet_buffer into scratch database {db} ...", flush=True)
-    subprocess.run(
-        [sys.executable, f"{ODOO_PATH}/odoo-bin", *common, "-i", "ksefnet_buffer", "--stop-after-init",
-         "--without-demo=all", "--log-level=warn", "--http-port=0"],
-        check=True,
-    )  # fmt: skip
-    sys.path.insert(0, ODOO_PATH)
-    import odoo  # noqa: PLC0415 - only when an Odoo installation is there
-    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
-
-    odoo.tools.config.parse_config([*common, "--log-level=warn"])
-    registry = odoo.modules.registry.Registry(db)
+def odoo_buffer(server: Simulator, count: int, per_session: int) -> tuple[float, int, int]:
+    print("installing ksefnet_buffer into a scratch database ...", flush=True)
+    odoo = Odoo("ksefnet_buffer", workdir=Path(tempfile.mkdtemp(prefix="ksefnet-bench-")))
     try:
-        token = requests.post(f"{server.base_url}/_simulator/tokens", json={"nip": NIP}, timeout=30).json()[
-            "token"
-        ]
-        with registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        with odoo.environment() as env:
             buffer = env["ksefnet.buffer"].create(
                 {
                     "name": "Benchmark",
@@ -110,29 +78,25 @@ def odoo_buffer(server: SimulatorProcess, count: int, per_session: int) -> tuple
                 }
             )
             env["ksefnet.credentials.wizard"].create(
-                {"buffer_id": buffer.id, "method": "token", "ksef_token": token}
+                {"buffer_id": buffer.id, "method": "token", "ksef_token": server.token(NIP)}
             ).action_save()
             Document = env["ksefnet.document"]
             for xml in invoices(count, f"ODOO{time.time_ns()}"):
                 Document._create_submitted(buffer, xml)
-            cr.commit()
+            env.cr.commit()
             start = time.perf_counter()
             rounds = 0
             while True:
                 rounds += 1
                 env["ksefnet.sender"]._run_buffer(buffer)
-                cr.commit()
+                env.cr.commit()
                 left = Document.search_count([("buffer_id", "=", buffer.id), ("state", "!=", "sent")])
                 if not left or rounds > 10 * (count // per_session + 10):
                     break
             elapsed = time.perf_counter() - start
             sent = Document.search_count([("buffer_id", "=", buffer.id), ("state", "=", "sent")])
     finally:
-        odoo.modules.registry.Registry.delete(db)
-        odoo.sql_db.close_all()
-        subprocess.run(
-            ["dropdb", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "--if-exists", db], check=False
-        )
+        odoo.drop()
     return elapsed, sent, rounds
 
 
@@ -141,10 +105,10 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=10_000)
     parser.add_argument("--per-session", type=int, default=1000, help="documents per sending round (batch)")
     args = parser.parse_args()
-    if not os.path.isfile(os.path.join(ODOO_PATH, "odoo-bin")):
+    if not odoo_available():
         print(f"SKIPPED: no Odoo 18 installation at ODOO_PATH={ODOO_PATH}")
         return
-    server = SimulatorProcess()
+    server = Simulator(rate_limits=False)
     try:
         raise_rate_limits(server)
         core = bare_core(server, args.documents, args.per_session)

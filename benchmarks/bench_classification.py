@@ -14,14 +14,19 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from ksefnet_stack import ODOO_PATH, Odoo, odoo_available  # noqa: E402
 
 from ksefnet_core import fa3  # noqa: E402
+from ksefnet_core.download import DownloadedInvoice  # noqa: E402
 from ksefnet_core.matching import (  # noqa: E402
     ShopAddress,
     any_pattern_matches,
@@ -31,12 +36,6 @@ from ksefnet_core.matching import (  # noqa: E402
 )
 from ksefnet_core.testing import sample_invoice  # noqa: E402
 
-ODOO_PATH = os.environ.get("ODOO_PATH", "/opt/odoo")
-PG = {
-    "host": os.environ.get("PGHOST", "127.0.0.1"),
-    "port": os.environ.get("PGPORT", "5432"),
-    "user": os.environ.get("PGUSER", "ksefnet"),
-}
 US = "5265877635"
 
 
@@ -86,40 +85,15 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=10_000)
     parser.add_argument("--rules", type=int, default=200)
     args = parser.parse_args()
-    if not os.path.isfile(os.path.join(ODOO_PATH, "odoo-bin")):
+    if not odoo_available():
         print(f"SKIPPED: no Odoo 18 installation at ODOO_PATH={ODOO_PATH}")
         return
     xmls = invoices(args.documents)
     base = bare(xmls, args.rules)
-    db = f"ksefnet_bench_cls_{os.getpid()}"
-    addons = ",".join(
-        p for p in (f"{ODOO_PATH}/odoo/addons", f"{ODOO_PATH}/addons", ROOT) if os.path.isdir(p)
-    )
-    common = [
-        f"--addons-path={addons}",
-        f"--db_host={PG['host']}",
-        f"--db_port={PG['port']}",
-        f"--db_user={PG['user']}",
-        "-d",
-        db,
-    ]
-    print(f"installing ksefnet_documents into scratch database {db} ...", flush=True)
-    subprocess.run(
-        [sys.executable, f"{ODOO_PATH}/odoo-bin", *common, "-i", "ksefnet_documents", "--stop-after-init",
-         "--without-demo=all", "--log-level=warn", "--http-port=0"],
-        check=True,
-    )  # fmt: skip
-    sys.path.insert(0, ODOO_PATH)
-    import odoo  # noqa: PLC0415
-    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
-
-    from ksefnet_core.download import DownloadedInvoice  # noqa: PLC0415
-
-    odoo.tools.config.parse_config([*common, "--log-level=warn"])
-    registry = odoo.modules.registry.Registry(db)
+    print("installing ksefnet_documents into a scratch database ...", flush=True)
+    odoo = Odoo("ksefnet_documents", workdir=Path(tempfile.mkdtemp(prefix="ksefnet-bench-")))
     try:
-        with registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        with odoo.environment() as env:
             buffer = env["ksefnet.buffer"].create({"name": "Bench", "nip": US})
             shops = env["ksefnet.shop"].create(
                 [{"name": f"S{s}", "code": f"S{s}", "buffer_id": buffer.id, "street": f"Handlowa {s}",
@@ -144,23 +118,17 @@ def main() -> None:
             Document = env["ksefnet.document"]
             docs = Document.browse()
             for i, xml in enumerate(xmls):
-                docs |= Document._create_downloaded(
-                    buffer, DownloadedInvoice(f"{US}-20260301-{i:012X}-00", {}, xml), "Subject2"
-                )
-            cr.commit()
+                downloaded = DownloadedInvoice(f"{US}-20260301-{i:012X}-00", {}, xml)
+                docs |= Document._create_downloaded(buffer, downloaded, "Subject2")
+            env.cr.commit()
             env.invalidate_all()
             start = time.perf_counter()
             docs._classify()
             env.flush_all()
             elapsed = time.perf_counter() - start
             classified = Document.search_count([("id", "in", docs.ids), ("catalog_id", "!=", False)])
-            cr.rollback()
     finally:
-        odoo.modules.registry.Registry.delete(db)
-        odoo.sql_db.close_all()
-        subprocess.run(
-            ["dropdb", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "--if-exists", db], check=False
-        )
+        odoo.drop()
     n = args.documents
     print(
         f"classification: {n} documents x {args.rules} rules in {elapsed:.1f} s, {n / elapsed:8.1f} documents/s "

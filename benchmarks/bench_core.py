@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,9 @@ from datetime import date, datetime, timedelta, timezone
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+
+from ksefnet_stack import Simulator  # noqa: E402
 
 from ksefnet_core import fa3  # noqa: E402
 from ksefnet_core.auth import ContextIdentifier, authenticate_with_ksef_token  # noqa: E402
@@ -43,43 +44,7 @@ from ksefnet_core.testing import sample_invoice  # noqa: E402
 NIP = "5265877635"
 
 
-class SimulatorProcess:
-    """``python -m ksefnet_core.simulator`` on a free loopback port, rate limits off."""
-
-    def __init__(self) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.api_base = self.base_url + "/v2"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ksefnet_core.simulator", "--port", str(self.port), "--no-rate-limits"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{self.base_url}/_simulator/health", timeout=1).raise_for_status()
-                return
-            except requests.RequestException:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise SystemExit("the simulator did not start") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def bench_simulator(
-    server: SimulatorProcess, client: KsefClient, count: int = 2000, threads: int = 8
-) -> None:
+def bench_simulator(server: Simulator, client: KsefClient, count: int = 2000, threads: int = 8) -> None:
     """The simulator's own request rate: an authenticated GET answered from memory, bare requests."""
     url = client.url("/limits/context")
     headers = {"Authorization": f"Bearer {client.access_token.token}"}  # type: ignore[union-attr]
@@ -102,7 +67,7 @@ def bench_simulator(
     )
 
 
-def connect(server: SimulatorProcess) -> KsefClient:
+def connect(server: Simulator) -> KsefClient:
     token = requests.post(f"{server.base_url}/_simulator/tokens", json={"nip": NIP}, timeout=30).json()[
         "token"
     ]
@@ -173,7 +138,7 @@ def bench_batch(client: KsefClient, count: int) -> None:
     )
 
 
-def bench_export(server: SimulatorProcess, client: KsefClient, count: int) -> None:
+def bench_export(server: Simulator, client: KsefClient, count: int) -> None:
     now = datetime.now(timezone.utc)
     requests.post(
         f"{server.base_url}/_simulator/invoices/generate",
@@ -215,7 +180,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--export", type=int, default=10_000)
     args = parser.parse_args()
-    server = SimulatorProcess()
+    server = Simulator(rate_limits=False)
     try:
         client = connect(server)
         bench_simulator(server, client)

@@ -7,13 +7,16 @@ Odoo is found at ``ODOO_PATH`` (default /opt/odoo); PostgreSQL at ``PGHOST``/``P
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -124,6 +127,24 @@ class Odoo:
         if done.returncode != 0:
             raise RuntimeError(f"odoo shell failed: {done.stderr[-2000:]}")
         return done.stdout
+
+    @contextlib.contextmanager
+    def environment(self) -> Iterator[Any]:
+        """An Odoo environment (superuser) on this database, in this process: for benchmarks that time the
+        ORM itself. Commit with ``env.cr.commit()``; uncommitted work is rolled back at the end."""
+        sys.path.insert(0, str(ODOO_PATH))
+        import odoo
+        from odoo import SUPERUSER_ID, api
+
+        odoo.tools.config.parse_config([*self.options, "--log-level=warn"])
+        registry = odoo.modules.registry.Registry(self.db)
+        try:
+            with registry.cursor() as cr:
+                yield api.Environment(cr, SUPERUSER_ID, {})
+                cr.rollback()
+        finally:
+            odoo.modules.registry.Registry.delete(self.db)
+            odoo.sql_db.close_all()
 
     def serve(self, port: int | None = None, interface: str = "127.0.0.1") -> str:
         port = port or free_port()
