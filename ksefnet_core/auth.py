@@ -6,14 +6,14 @@ by itself before it expires. ``logout`` ends the authentication session.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .client import KsefClient, Token
 from .crypto import USAGE_KSEF_TOKEN, b64, choose_certificate, rsa_oaep_encrypt
-from .errors import KsefAuthenticationFailed, KsefError, KsefUnknownPublicKey
+from .errors import KsefAuthenticationFailed, KsefUnknownPublicKey
 from .ids import INTERNAL_ID_PATTERN, is_valid_nip
+from .polling import poll_until_final, status_text
 
 if TYPE_CHECKING:
     from .certificates import Credential
@@ -127,28 +127,18 @@ def wait_for_authentication(
     poll_interval: float = 0.5,
 ) -> dict:
     """Poll ``GET /auth/{referenceNumber}`` until the status is final; return it or raise on failure."""
-    deadline = time.monotonic() + timeout
-    delay = poll_interval
-    while True:
-        status = client.auth_status(reference_number, authentication_token)
-        code = int(status["status"]["code"])
-        if code == 200:
-            return status
-        if code >= 400:
-            st = status["status"]
-            raise KsefAuthenticationFailed(
-                f"authentication failed: {st.get('description', '')}"
-                + (f" ({'; '.join(st['details'])})" if st.get("details") else ""),
-                status_code=code,
-                reference_number=reference_number,
-            )
-        if time.monotonic() + delay > deadline:
-            raise KsefError(
-                f"authentication still in progress after {timeout:.0f} s (status {code})",
-                reference_number=reference_number,
-            )
-        time.sleep(delay)
-        delay = min(delay * 1.5, 5.0)
+    return poll_until_final(
+        lambda: client.auth_status(reference_number, authentication_token),
+        what="authentication",
+        reference_number=reference_number,
+        is_failure=lambda code: code >= 400,
+        failure=lambda code, st: KsefAuthenticationFailed(
+            f"authentication failed: {status_text(st)}", status_code=code, reference_number=reference_number
+        ),
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_delay=5.0,
+    )
 
 
 def _finish(client: KsefClient, init: dict, wait_timeout: float, poll_interval: float) -> AuthResult:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ from typing import Any
 
 from .client import KsefClient
 from .crypto import USAGE_SYMMETRIC_KEY, SymmetricKey, choose_certificate, parse_datetime, sha256_b64
-from .errors import KsefError, KsefOperationFailed, KsefProtocolError, KsefUnknownPublicKey
+from .errors import KsefOperationFailed, KsefProtocolError, KsefUnknownPublicKey
+from .polling import poll_until_final, status_text
 
 SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
 DATE_FIELD = {"PermanentStorage": "permanentStorageDate", "Invoicing": "invoicingDate", "Issue": "issueDate"}
@@ -163,28 +163,20 @@ def wait_for_export(
     client: KsefClient, reference_number: str, *, timeout: float = 600.0, poll_interval: float = 1.0
 ) -> dict:
     """Poll the export until status 200; raise on failure codes or when still running after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    delay = poll_interval
-    while True:
-        status = client.export_status(reference_number)
-        code = int(status["status"]["code"])
-        if code == 200:
-            return status
-        if code >= 210:
-            st = status["status"]
-            raise KsefOperationFailed(
-                f"export {reference_number} ended with {code}: {st.get('description', '')}"
-                + (f" ({'; '.join(st['details'])})" if st.get("details") else ""),
-                status_code=code,
-                reference_number=reference_number,
-            )
-        if time.monotonic() + delay > deadline:
-            raise KsefError(
-                f"export {reference_number} still in progress after {timeout:.0f} s",
-                reference_number=reference_number,
-            )
-        time.sleep(delay)
-        delay = min(delay * 1.5, 10.0)
+    return poll_until_final(
+        lambda: client.export_status(reference_number),
+        what=f"export {reference_number}",
+        reference_number=reference_number,
+        is_failure=lambda code: code >= 210,
+        failure=lambda code, st: KsefOperationFailed(
+            f"export {reference_number} ended with {code}: {status_text(st)}",
+            status_code=code,
+            reference_number=reference_number,
+        ),
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_delay=10.0,
+    )
 
 
 def fetch_export(client: KsefClient, reference_number: str, status: dict, key: SymmetricKey) -> ExportResult:
