@@ -153,18 +153,22 @@ class KsefnetSender(models.AbstractModel):
             docs._mark_error(exc)
             commit(self.env)
 
+    def _open_session(self, docs, open_session, *args):
+        """Open a KSeF session for ``docs``; when KSeF or its limits say no, record why and return False."""
+        try:
+            open_session(*args)
+            return True
+        except ThrottleDeferred as exc:
+            docs._defer(exc)
+        except KsefError as exc:
+            docs._mark_error(exc)
+        commit(self.env)
+        return False
+
     # -- online -------------------------------------------------------------------------------------------
     def _send_online(self, buffer, client, docs):
         session = OnlineSession(client)
-        try:
-            session.open()
-        except ThrottleDeferred as exc:
-            docs._defer(exc)
-            commit(self.env)
-            return
-        except KsefError as exc:
-            docs._mark_error(exc)
-            commit(self.env)
+        if not self._open_session(docs, session.open):
             return
         ref = session.reference_number
         ambiguous_in_a_row = 0
@@ -221,15 +225,7 @@ class KsefnetSender(models.AbstractModel):
         batch = prepare_batch(files)
         session = BatchSession(client)
         try:
-            try:
-                session.open(batch)
-            except ThrottleDeferred as exc:
-                docs._defer(exc)
-                commit(self.env)
-                return
-            except KsefError as exc:
-                docs._mark_error(exc)
-                commit(self.env)
+            if not self._open_session(docs, session.open, batch):
                 return
             ref = session.reference_number
             docs._set_state(
