@@ -125,3 +125,24 @@ class KsefSimulatorCase(TransactionCase):
         docs.sudo().with_context(ksefnet_allow_state_write=True).write(
             {"next_retry_at": "2000-01-01 00:00:00"}
         )
+
+
+def assert_translation_complete(case, module):
+    """Every term Odoo exports for ``module`` today has a Polish translation in its ``i18n/pl.po``."""
+    from pathlib import Path
+
+    import polib
+    from odoo.modules.module import get_module_path
+    from odoo.tools.translate import TranslationModuleReader
+
+    po = polib.pofile(str(Path(get_module_path(module)) / "i18n" / "pl.po"))
+    case.assertFalse(po.untranslated_entries() or po.fuzzy_entries(), f"{module}: untranslated entries")
+    exported = {
+        source for mod, _type, _name, _res_id, source, _value, _comments in TranslationModuleReader(
+            case.env.cr, modules=[module]
+        ) if mod == module and source
+    }  # fmt: skip
+    missing = exported - {entry.msgid for entry in po}
+    case.assertFalse(
+        missing, f"{module}: terms without a Polish translation (export the .pot again): {missing}"
+    )

@@ -1,13 +1,9 @@
-from pathlib import Path
-
-import polib
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 
 from ksefnet_core.testing import sample_invoice
 
-PO = Path(__file__).resolve().parents[1] / "i18n" / "pl.po"
-POT = Path(__file__).resolve().parents[1] / "i18n" / "ksefnet_buffer.pot"
+from .common import assert_translation_complete
 
 
 @tagged("post_install", "-at_install")
@@ -19,9 +15,7 @@ class TestPolish(TransactionCase):
         cls.env["ir.module.module"]._load_module_terms(["ksefnet_buffer"], ["pl_PL"], overwrite=True)
 
     def test_the_translation_is_complete(self):
-        po, pot = polib.pofile(str(PO)), polib.pofile(str(POT))
-        self.assertFalse(po.untranslated_entries() or po.fuzzy_entries())
-        self.assertEqual({e.msgid for e in pot} - {e.msgid for e in po}, set(), "every UI string is in pl.po")
+        assert_translation_complete(self, "ksefnet_buffer")
 
     def test_statuses_read_in_polish(self):
         env = self.env(context={"lang": "pl_PL"})

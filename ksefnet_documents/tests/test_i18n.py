@@ -1,17 +1,11 @@
-from pathlib import Path
-
-import polib
+from odoo.addons.ksefnet_buffer.tests.common import assert_translation_complete
 from odoo.tests import TransactionCase, tagged
-
-I18N = Path(__file__).resolve().parents[1] / "i18n"
 
 
 @tagged("post_install", "-at_install")
 class TestPolish(TransactionCase):
     def test_the_translation_is_complete_and_used(self):
-        po, pot = polib.pofile(str(I18N / "pl.po")), polib.pofile(str(I18N / "ksefnet_documents.pot"))
-        self.assertFalse(po.untranslated_entries() or po.fuzzy_entries())
-        self.assertEqual({e.msgid for e in pot} - {e.msgid for e in po}, set())
+        assert_translation_complete(self, "ksefnet_documents")
         self.env["res.lang"]._activate_lang("pl_PL")
         self.env["ir.module.module"]._load_module_terms(["ksefnet_documents"], ["pl_PL"], overwrite=True)
         env = self.env(context={"lang": "pl_PL"})
