@@ -264,20 +264,25 @@ class KsefnetDocument(models.Model):
 
     @api.model
     def _create_in_state(self, vals, state, message, reference=None):
-        """Create a document in an initial state allowed by TRANSITIONS and log its first event."""
+        """Create documents (``vals``: one dict or a list) in an initial state allowed by TRANSITIONS and log
+        their first event."""
         if state not in TRANSITIONS[False]:
             raise ValidationError(_("A document cannot start as %(state)s.", state=state))
-        doc = self.sudo().create(dict(vals, state=state))
+        vals_list = vals if isinstance(vals, list) else [vals]
+        docs = self.sudo().create([dict(v, state=state) for v in vals_list])
         self.env["ksefnet.document.event"].sudo().create(
-            {
-                "document_id": doc.id,
-                "from_state": False,
-                "to_state": state,
-                "message": message,
-                "reference": reference,
-            }
+            [
+                {
+                    "document_id": doc.id,
+                    "from_state": False,
+                    "to_state": state,
+                    "message": message,
+                    "reference": reference,
+                }
+                for doc in docs
+            ]
         )
-        return doc
+        return docs
 
     def write(self, vals):
         if "state" in vals and not self.env.context.get("ksefnet_allow_state_write"):
@@ -341,18 +346,26 @@ class KsefnetDocument(models.Model):
 
     @api.model
     def _attach(self, doc, data, name, mimetype="application/xml"):
+        return self._attach_many(doc, [data], [name], mimetype)
+
+    @api.model
+    def _attach_many(self, docs, datas, names, mimetype="application/xml"):
+        """One attachment per document (in order), created at once."""
         return (
             self.env["ir.attachment"]
             .sudo()
             .create(
-                {
-                    "name": name,
-                    "raw": data,
-                    "mimetype": mimetype,
-                    "res_model": doc._name,
-                    "res_id": doc.id,
-                    "company_id": doc.company_id.id,
-                }
+                [
+                    {
+                        "name": name,
+                        "raw": data,
+                        "mimetype": mimetype,
+                        "res_model": doc._name,
+                        "res_id": doc.id,
+                        "company_id": doc.company_id.id,
+                    }
+                    for doc, data, name in zip(docs, datas, names, strict=True)
+                ]
             )
         )
 
@@ -361,21 +374,34 @@ class KsefnetDocument(models.Model):
         """Validate a sales invoice and queue it (``waiting``). Invalid input raises ValidationError and
         creates nothing."""
         xml, invoice = self._validate_sales_xml(buffer, xml)
-        vals = self._values_from_invoice(invoice)
-        vals.update(
-            buffer_id=buffer.id,
-            direction="sales",
-            origin="submitted",
-            external_ref=external_ref,
-            source=source,
-            shop_code=shop_code,
+        return self._queue_submitted(buffer, [(xml, invoice, external_ref, source, shop_code)])
+
+    @api.model
+    def _queue_submitted(self, buffer, entries):
+        """Queue validated sales invoices (``waiting``) at once: ``entries`` are (XML bytes, parsed invoice,
+        external reference, source, shop code), see :meth:`_validate_sales_xml`. The documents, in order."""
+        vals_list = [
+            dict(
+                self._values_from_invoice(invoice),
+                buffer_id=buffer.id,
+                direction="sales",
+                origin="submitted",
+                external_ref=external_ref,
+                source=source,
+                shop_code=shop_code,
+            )
+            for _xml, invoice, external_ref, source, shop_code in entries
+        ]
+        docs = self._create_in_state(vals_list, "waiting", _("Validated and queued for KSeF."))
+        attachments = self._attach_many(
+            docs, [e[0] for e in entries], [f"{_safe_name(e[1].number)}.xml" for e in entries]
         )
-        doc = self._create_in_state(vals, "waiting", _("Validated and queued for KSeF."))
-        doc.xml_attachment_id = self._attach(doc, xml, f"{_safe_name(invoice.number)}.xml")
-        doc._on_arrival()
+        for doc, attachment in zip(docs, attachments, strict=True):
+            doc.xml_attachment_id = attachment
+        docs._on_arrival()
         if not self.env.context.get("ksefnet_defer_trigger"):  # a caller submitting many triggers once
             self.env["ksefnet.sender"]._trigger()  # send now rather than at the next scheduled run
-        return doc.with_env(self.env)
+        return docs.with_env(self.env)
 
     @api.model
     def _create_downloaded(self, buffer, downloaded, subject_type):

@@ -21,19 +21,21 @@ class KsefnetDocument(models.Model):
     def _hm_bump(self):
         """Give these documents the next change numbers.
 
-        Transactions that change documents take the numbers one at a time (a transaction-level lock held
-        until commit), so numbers become visible in commit order: a reader that has seen number N has seen
+        Transactions take their numbers under a transaction-level lock held until commit, so numbers become
+        visible in commit order: a reader that has seen number N has seen
         every number below N, and the change feed never skips a change that commits late.
         """
         if not self:
             return
-        self.env.cr.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SEQUENCE])
-        for doc in self:
-            self.env.cr.execute(f"SELECT nextval('{SEQUENCE}')")
-            self.env.cr.execute(
-                "UPDATE ksefnet_document SET hm_change_seq = %s WHERE id = %s",
-                [self.env.cr.fetchone()[0], doc.id],
-            )
+        cr = self.env.cr
+        cr.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SEQUENCE])
+        cr.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [SEQUENCE, len(self)])
+        numbers = sorted(row[0] for row in cr.fetchall())
+        cr.execute(
+            "UPDATE ksefnet_document AS d SET hm_change_seq = v.seq FROM unnest(%s::int[], %s::int[]) AS v(id, seq) "
+            "WHERE d.id = v.id",
+            [self.ids, numbers],
+        )
         self.invalidate_recordset(["hm_change_seq"])
 
     def _set_state(self, new_state, **kwargs):

@@ -13,11 +13,14 @@ unique per buffer. Everything returned is plain XML-RPC data (no None). See docs
 
 import base64
 import binascii
+import logging
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 from ksefnet_core import qr as ksef_qr
+
+_logger = logging.getLogger(__name__)
 
 SOURCE = "HiperMarket"
 MAX_BATCH = 500
@@ -79,32 +82,72 @@ class KsefnetHipermarketApi(models.AbstractModel):
         if not isinstance(invoices, list) or len(invoices) > MAX_BATCH:
             raise ValidationError(_("Submit a list of at most %(n)s invoices.", n=MAX_BATCH))
         batch = self.with_context(ksefnet_defer_trigger=True, ksefnet_hm_buffers={})
-        results = [batch._submit_one(item) for item in invoices]
+        results = batch._submit_new_at_once(invoices)
+        for index, item in enumerate(invoices):
+            if results[index] is None:  # known documents, repeated ids, or a batch that had to go one by one
+                results[index] = batch._submit_one(item)
         if any(r["ok"] for r in results):
             self.env["ksefnet.sender"]._trigger()  # once for the whole batch
         return results
 
     @api.model
-    def _submit_one(self, item):
-        ref = str(item.get("document_id") or "").strip() if isinstance(item, dict) else ""
-        try:
-            if not isinstance(item, dict):
-                raise _Refused("invoice", "format", _("Each invoice is a structure with named fields."))
-            if not ref:
-                raise _Refused("document_id", "required", _("The HiperMarket document id is missing."))
-            buffer = self._buffer(item.get("buffer_nip"))
-            shop = str(item.get("shop_code") or "").strip() or False
-            shops = self.env.user.sudo()._ksefnet_hm_shops()
-            if shops and shop not in shops:
-                raise _Refused(
-                    "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop)
+    def _submit_new_at_once(self, invoices):
+        """Store the valid invoices with new document ids in one go; the results for those and for the
+        refused ones, None for the rest (handled one by one)."""
+        results = [None] * len(invoices)
+        fresh, seen = [], set()
+        Document = self.env["ksefnet.document"].sudo()
+        for index, item in enumerate(invoices):
+            try:
+                ref, buffer, shop, xml = self._checked(item)
+                if (buffer.id, ref) in seen or Document.search_count(
+                    [("buffer_id", "=", buffer.id), ("source", "=", SOURCE), ("external_ref", "=", ref)],
+                    limit=1,
+                ):
+                    seen.add((buffer.id, ref))
+                    continue
+                seen.add((buffer.id, ref))
+                xml, invoice = Document._validate_sales_xml(buffer, xml)
+                fresh.append((index, buffer, (xml, invoice, ref, SOURCE, shop)))
+            except Exception as exc:  # noqa: BLE001 - turned into this invoice's error by the same rules as below
+                results[index] = self._refusal(item, exc)
+        for buffer in {b for _i, b, _e in fresh}:
+            group = [(i, e) for i, b, e in fresh if b == buffer]
+            try:
+                with self.env.cr.savepoint():
+                    docs = Document._queue_submitted(buffer, [e for _i, e in group])
+            except Exception:  # e.g. a concurrent submission of the same id: one by one instead
+                _logger.warning(
+                    "HiperMarket batch for buffer %s stored one by one instead", buffer.nip, exc_info=True
                 )
-            xml = _xml_bytes(self.env, item.get("xml"))
-            with self.env.cr.savepoint():
-                return self._store(buffer, ref, shop, xml)
-        except _Refused as exc:
+                continue
+            for (index, _entry), doc in zip(group, docs, strict=True):
+                results[index] = self._describe(doc, created=True)
+        return results
+
+    @api.model
+    def _checked(self, item):
+        """(document id, buffer, shop code, XML bytes) of one submitted invoice, or _Refused/AccessError."""
+        if not isinstance(item, dict):
+            raise _Refused("invoice", "format", _("Each invoice is a structure with named fields."))
+        ref = str(item.get("document_id") or "").strip()
+        if not ref:
+            raise _Refused("document_id", "required", _("The HiperMarket document id is missing."))
+        buffer = self._buffer(item.get("buffer_nip"))
+        shop = str(item.get("shop_code") or "").strip() or False
+        shops = self.env.user.sudo()._ksefnet_hm_shops()
+        if shops and shop not in shops:
+            raise _Refused(
+                "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop)
+            )
+        return ref, buffer, shop, _xml_bytes(self.env, item.get("xml"))
+
+    @api.model
+    def _refusal(self, item, exc):
+        ref = str(item.get("document_id") or "").strip() if isinstance(item, dict) else ""
+        if isinstance(exc, _Refused):
             return {"document_id": ref, "ok": False, "error": exc.as_dict()}
-        except (ValidationError, UserError, AccessError) as exc:
+        if isinstance(exc, (ValidationError, UserError, AccessError)):
             field = "xml" if isinstance(exc, ValidationError) else "buffer_nip"
             code = "invalid" if isinstance(exc, ValidationError) else "refused"
             return {
@@ -112,6 +155,16 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 "ok": False,
                 "error": {"field": field, "code": code, "message": str(exc)},
             }
+        raise exc
+
+    @api.model
+    def _submit_one(self, item):
+        try:
+            ref, buffer, shop, xml = self._checked(item)
+            with self.env.cr.savepoint():
+                return self._store(buffer, ref, shop, xml)
+        except (_Refused, ValidationError, UserError, AccessError) as exc:
+            return self._refusal(item, exc)
 
     @api.model
     def _store(self, buffer, ref, shop, xml):
