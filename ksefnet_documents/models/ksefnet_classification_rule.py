@@ -2,8 +2,9 @@
 
 A rule matches a document when every condition it sets holds. Matching rules apply their actions in order
 (a later rule may change the catalog or shop again; tags add up) until a rule with "Stop" matches. The
-evaluation itself lives in :meth:`KsefnetClassificationRule._evaluate`; the documents call it in
-``ksefnet.document._classify``.
+rules are read once per run into plain objects (:meth:`KsefnetClassificationRule._compile`), whose
+``evaluate`` decides one document from the facts read once from it (``_facts``); ``ksefnet.document._classify``
+and the rule's Test button both use them.
 """
 
 from dataclasses import dataclass
@@ -142,17 +143,6 @@ class KsefnetClassificationRule(models.Model):
             for rule in self
         ]
 
-    def _evaluate(self, doc, invoice, validity, shops):
-        """(matched, reasons, shop found) of this rule for one document (see _CompiledRule.evaluate)."""
-        self.ensure_one()
-        facts = _facts(doc, invoice, validity)
-        ok, reasons, shop_id = self._compile(shops)[0].evaluate(facts)
-        return (
-            ok,
-            [self._reason_text(r) for r in reasons],
-            self.env["ksefnet.shop"].browse(shop_id) if shop_id else None,
-        )
-
     def _reason_text(self, reason):
         """A matched condition, in the user's language."""
         key, params = reason
@@ -178,8 +168,9 @@ class KsefnetClassificationRule(models.Model):
             [("buffer_id", "=", self.buffer_id.id)], limit=5000, order="id desc"
         )
         shops = self.env["ksefnet.shop"].search([("buffer_id", "=", self.buffer_id.id)])
+        (rule,) = self._compile(shops)  # once, not per document
         matched = [
-            d.id for d in docs if self._evaluate(d, d._parsed_invoice(), d.validity or "review", shops)[0]
+            d.id for d in docs if rule.evaluate(_facts(d, d._parsed_invoice(), d.validity or "review"))[0]
         ]
         return {
             "type": "ir.actions.act_window",
