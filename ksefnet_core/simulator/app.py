@@ -245,7 +245,7 @@ class Simulator:
             raise ApiError.unauthorized("Nieprawidłowy typ tokena dla tej operacji.")
         from .auth_api import auth_context_for
 
-        req.auth = auth_context_for(self, claims)  # raises 401 when the auth session was revoked
+        req.auth = auth_context_for(self, claims)  # 401 for the refresh token of a revoked auth session
 
     # -- pipeline ---------------------------------------------------------------------------------------
     def dispatch(self, req: Request, prefix: str) -> Response | None:

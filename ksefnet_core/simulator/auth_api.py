@@ -199,7 +199,8 @@ def mint_ksef_token(
 
 def auth_context_for(sim: Simulator, claims: dict) -> AuthContext:
     op = store(sim).operations.get(claims.get("ref", ""))
-    if op is None or op.revoked and claims.get("typ") != "authentication":
+    # Revoking an auth session kills its refresh token; access tokens stay valid until they expire (auth/sesje.md).
+    if op is None or op.revoked and claims.get("typ") == "refresh":
         raise ApiError.unauthorized("Sesja uwierzytelnienia została unieważniona lub nie istnieje.")
     if claims.get("typ") == "access" and sim.faults.token_expired(claims.get("iat", 0)):
         raise ApiError.unauthorized("Token wygasł.")

@@ -96,12 +96,14 @@ def test_token_authentication_end_to_end_and_logout(simulator):
     client = token_client(simulator)
     assert client.access_token and client.refresh_token
     assert client.context_limits()["onlineSession"]["maxInvoiceSizeInMB"] >= 1
-    access = client.access_token
+    access, refresh = client.access_token, client.refresh_token
     logout(client)
     assert client.access_token is None
-    client.access_token = access  # a copy kept elsewhere no longer works: KSeF ended the session
+    # A copy kept elsewhere can no longer be refreshed: KSeF ended the session (its access token stays
+    # valid until it expires, as documented for KSeF).
+    client.set_tokens(access, refresh)
     with pytest.raises(KsefUnauthorized):
-        client.context_limits()
+        client.refresh_access_token()
 
 
 def test_wrong_token_is_a_typed_authentication_failure(simulator):
