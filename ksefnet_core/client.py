@@ -348,6 +348,7 @@ class KsefClient:
             params=params,
             headers={"Content-Type": "application/xml"},
             expect=(202,),
+            group="auth",
         )
         return self._json(resp)
 
@@ -448,9 +449,8 @@ class KsefClient:
 
     def session_invoices(self, session_reference: str, page_size: int | None = None) -> Iterator[dict]:
         params = {"pageSize": page_size} if page_size else None
-        yield from self._continuation(
-            "GET", f"/sessions/{session_reference}/invoices", "invoices", params=params
-        )
+        path = f"/sessions/{session_reference}/invoices"
+        yield from self._continuation("GET", path, "invoices", params=params, group="sessionInvoiceList")
 
     def session_failed_invoices(self, session_reference: str, page_size: int | None = None) -> Iterator[dict]:
         params = {"pageSize": page_size} if page_size else None
