@@ -18,7 +18,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -418,12 +418,17 @@ def parse(data: bytes) -> Invoice:
 
 
 def poland_today() -> date:
+    return poland_date(datetime.now(timezone.utc))
+
+
+def poland_date(moment: datetime) -> date:
+    """The calendar day in Poland at ``moment`` (an aware date-time): KSeF's day of acceptance."""
     try:
         from zoneinfo import ZoneInfo
 
-        return datetime.now(ZoneInfo("Europe/Warsaw")).date()
+        return moment.astimezone(ZoneInfo("Europe/Warsaw")).date()
     except Exception:  # no time zone database on this machine: UTC is at most a couple of hours off
-        return datetime.utcnow().date()  # noqa: DTZ003
+        return moment.astimezone(timezone.utc).date()
 
 
 def _nip_issues(invoice: Invoice) -> list[ValidationIssue]:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from .. import fa3
 from ..crypto import USAGE_SYMMETRIC_KEY, aes_encrypt, b64decode, parse_datetime, sha256_b64
 from ..ids import nip_with_checksum
 from ..testing import ThirdParty, sample_invoice
@@ -378,7 +379,7 @@ def inject_invoice(
     """Put an invoice issued by anyone into the repository, as if it had been sent to KSeF; its KSeF number."""
     now = sim.clock.now()
     when = min(permanent_storage_date or now, now)
-    parsed = check_and_parse(xml, when.date())
+    parsed = check_and_parse(xml, fa3.poland_date(when))  # P_1 is a calendar day in Poland
     with sim.lock:
         repo = store(sim).repository
         # Back-dating stops at the highest HWM already reported: KSeF never adds data below it.

@@ -245,7 +245,7 @@ def accept(
     """Assign a KSeF number and store the invoice (duplicates must have been checked by the caller)."""
     invoicing = invoicing_date or now
     # automatic offline marking: issued on an earlier calendar day than it was accepted
-    mode = "Offline" if offline or parsed.issue_date < invoicing.date() else "Online"
+    mode = "Offline" if offline or parsed.issue_date < fa3.poland_date(invoicing) else "Online"
     stored = StoredInvoice(
         ksef_number=make_ksef_number(parsed.seller_nip, invoicing.date()),
         xml=xml,

@@ -394,7 +394,13 @@ class SimulatorServer:
         return self.base_url + API_PREFIX
 
     def start(self) -> SimulatorServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="ksef-simulator", daemon=True)
+        # A short poll interval lets stop() return at once (the default 0.5 s adds up over a test suite).
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="ksef-simulator",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import fa3
 from ..crypto import USAGE_SYMMETRIC_KEY, aes_decrypt, b64decode, sha256_b64
 from .app import Simulator
 from .auth_api import attachments_allowed, context_limits, permissions_for
@@ -173,7 +174,7 @@ def open_online(sim: Simulator, req: Request) -> Response:
 def _process(sim: Simulator, session: Session, sinv: SessionInvoice, xml: bytes, now: datetime) -> None:
     """Run KSeF's checks on one decrypted invoice and record the outcome on ``sinv``."""
     try:
-        parsed = check_and_parse(xml, now.date())
+        parsed = check_and_parse(xml, fa3.poland_date(now))  # P_1 is a calendar day in Poland
         sinv.invoice_number = parsed.number
         if parsed.has_attachment and (
             session.kind == "Online" or not attachments_allowed(sim, parsed.seller_nip)
@@ -676,6 +677,7 @@ def list_sessions(sim: Simulator, req: Request) -> Response:
         for s in store(sim).sessions.values()
         if s.kind == kind and s.context_value == req.auth.context_value and (not ref or s.reference == ref)
     ]
+    sessions.sort(key=lambda s: s.opened, reverse=True)  # the spec: sorted by dateCreated, descending
     items = []
     for s in sessions:
         code = _session_code(sim, s)
