@@ -337,7 +337,7 @@ class KsefnetBuffer(models.Model):
             message = _(
                 "Connected to %(env)s as NIP %(nip)s. KSeF accepts invoices up to %(size)s MB and %(count)s "
                 "invoices per session.",
-                env=dict(ENVIRONMENTS)[self.environment],
+                env=dict(self._fields["environment"]._description_selection(self.env))[self.environment],
                 nip=self.nip,
                 size=online.get("maxInvoiceSizeInMB", "?"),
                 count=online.get("maxInvoices", "?"),

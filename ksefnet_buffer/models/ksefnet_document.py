@@ -236,8 +236,8 @@ class KsefnetDocument(models.Model):
                 raise ValidationError(
                     _(
                         "A document cannot go from %(old)s to %(new)s.",
-                        old=dict(STATES).get(old, old),
-                        new=dict(STATES)[new_state],
+                        old=doc._state_label(old),
+                        new=doc._state_label(new_state),
                     )
                 )
             events.append(
@@ -261,6 +261,10 @@ class KsefnetDocument(models.Model):
         super(KsefnetDocument, self.sudo()).write(vals)
         self.env["ksefnet.document.event"].sudo().create(events)
         return True
+
+    def _state_label(self, state):
+        """A status in the user's language (selection labels are translated, the STATES constant is not)."""
+        return dict(self._fields["state"]._description_selection(self.env)).get(state, state or "-")
 
     @api.model
     def _create_in_state(self, vals, state, message, reference=None):
@@ -434,7 +438,12 @@ class KsefnetDocument(models.Model):
         doc = self._create_in_state(
             vals,
             "sent",
-            _("Downloaded from KSeF (%(subject)s).", subject=subject_type),
+            _(
+                "Downloaded from KSeF (%(subject)s).",
+                subject=dict(
+                    self.env["ksefnet.buffer.sync"]._fields["subject_type"]._description_selection(self.env)
+                ).get(subject_type, subject_type),
+            ),
             reference=downloaded.ksef_number,
         )
         doc.xml_attachment_id = self._attach(doc, downloaded.xml, f"{downloaded.ksef_number}.xml")

@@ -1,4 +1,4 @@
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tests import TransactionCase, tagged
 
 from ksefnet_core.testing import sample_invoice
@@ -40,3 +40,7 @@ class TestPolish(TransactionCase):
         with self.assertRaises(UserError) as caught:
             doc.with_context(lang="pl_PL").action_retry()
         self.assertIn("Ponowić można tylko dokumenty", str(caught.exception))
+        with self.assertRaises(ValidationError) as caught:
+            doc.with_context(lang="pl_PL")._set_state("sent")  # the status names inside come out in Polish
+        self.assertIn("Oczekuje", str(caught.exception))
+        self.assertIn("Wysłano", str(caught.exception))
