@@ -168,6 +168,15 @@ class KsefAuthenticationFailed(KsefError):
         return self.status_code
 
 
+class KsefStillInProgress(KsefError):
+    """An asynchronous operation (authentication, export) was still running when the wait for it ended.
+
+    Nothing failed: poll the same reference number again later.
+    """
+
+    transient = True
+
+
 class KsefOperationFailed(KsefError):
     """An asynchronous operation (session, export) ended with a failure status code."""
 

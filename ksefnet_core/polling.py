@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .errors import KsefError
+from .errors import KsefStillInProgress
 
 
 def status_text(status: dict) -> str:
@@ -27,7 +27,8 @@ def poll_until_final(
 ) -> dict:
     """Call ``fetch()`` (an answer with ``status.code``) until the code is 200 and return that answer.
 
-    A failure code raises ``failure(code, status)``; still running after ``timeout`` raises KsefError. The
+    A failure code raises ``failure(code, status)``; still running after ``timeout`` raises
+    :class:`~ksefnet_core.errors.KsefStillInProgress` (transient: poll again later). The
     delay between calls grows from ``poll_interval`` by half each time, up to ``max_delay``.
     """
     deadline = time.monotonic() + timeout
@@ -40,7 +41,7 @@ def poll_until_final(
         if is_failure(code):
             raise failure(code, answer["status"])
         if time.monotonic() + delay > deadline:
-            raise KsefError(
+            raise KsefStillInProgress(
                 f"{what} still in progress after {timeout:.0f} s (status {code})",
                 reference_number=reference_number,
             )

@@ -32,6 +32,7 @@ from .crypto import (
     sha256_b64,
 )
 from .errors import KsefError, KsefOperationFailed, KsefUnknownPublicKey
+from .outcomes import invoice_outcome
 
 FA3_FORM_CODE = {"systemCode": "FA (3)", "schemaVersion": "1-0E", "value": "FA"}
 FA2_FORM_CODE = {"systemCode": "FA (2)", "schemaVersion": "1-0E", "value": "FA"}
@@ -39,11 +40,6 @@ FA2_FORM_CODE = {"systemCode": "FA (2)", "schemaVersion": "1-0E", "value": "FA"}
 MAX_PART_SIZE = 100_000_000  # bytes of the plain archive per part, before encryption
 MAX_PARTS = 50
 MAX_ARCHIVE_SIZE = 5_000_000_000
-
-#: invoice status codes (SessionInvoiceStatusResponse.status.code) grouped by meaning
-REJECTED_CODES = frozenset({410, 415, 430, 435, 450})
-CANCELLED_CODES = frozenset({405, 500, 550})
-DUPLICATE_CODE = 440
 
 
 @dataclass(frozen=True)
@@ -94,15 +90,8 @@ class InvoiceStatus:
 
     @property
     def outcome(self) -> str:
-        if self.code < 200:
-            return "processing"
-        if self.code == 200:
-            return "accepted"
-        if self.code == DUPLICATE_CODE:
-            return "duplicate"
-        if self.code in CANCELLED_CODES:
-            return "cancelled"
-        return "rejected"
+        """processing, accepted, duplicate, rejected or cancelled (:func:`ksefnet_core.outcomes.invoice_outcome`)."""
+        return invoice_outcome(self.code)
 
     @property
     def is_final(self) -> bool:

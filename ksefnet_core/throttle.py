@@ -106,6 +106,30 @@ class Throttle:
                     wait = max(wait, boundary + window - now)
         return wait
 
+    def capacity(self, group: str, horizon: float = 0.0) -> int | None:
+        """How many requests of ``group`` fit into every window within ``horizon`` seconds from now.
+
+        Sending them all at once may still be paced by the per-second window; None when the group has no
+        limit. A scheduler uses it to choose work that fits the budgets left (e.g. online or batch).
+        """
+        with self._lock:
+            now = self._clock()
+            if self._blocked_until.get(group, 0.0) > now + horizon:
+                return 0
+            limits = self.limits.get(group)
+            if not limits:
+                return None
+            sent = self._sent.get(group) or deque()
+            room: int | None = None
+            for base_window, limit in zip(WINDOWS, limits, strict=True):
+                if limit <= 0 or base_window <= 1.0:
+                    continue  # the per-second window only paces; it never holds work back for long
+                window = base_window + self.margin
+                used = sum(1 for t in sent if t > now + horizon - window)
+                free = max(0, limit - used)
+                room = free if room is None else min(room, free)
+            return room
+
     def acquire(self, group: str, max_wait: float | None = None) -> float:
         """Wait until a request of ``group`` may be sent and record it; return the seconds waited.
 

@@ -6,7 +6,10 @@
   and call ``POST /tokens``);
 * ``POST|GET|DELETE /_simulator/faults``: fault injection (see :mod:`ksefnet_core.simulator.faults`);
 * ``POST /_simulator/clock`` ``{"advanceSeconds": n}``: move the simulator's clock forward;
-* ``POST /_simulator/state``: save the state file now (with ``--state``).
+* ``POST /_simulator/state``: save the state file now (with ``--state``);
+* ``GET /_simulator/stats``: what arrived, for tests that check nothing was sent twice: sessions opened,
+  invoices received, accepted (with a KSeF number), refused as duplicates (440), and the largest number of
+  times one invoice (by hash) was received.
 
 Purchase-invoice injection lives in :mod:`ksefnet_core.simulator.invoices_api` (``/_simulator/invoices``).
 """
@@ -74,6 +77,26 @@ def save_state(sim: Simulator, req: Request) -> Response:
     return Response.empty()
 
 
+def stats(sim: Simulator, req: Request) -> Response:
+    from collections import Counter
+
+    from .sessions_api import store
+
+    with sim.lock:
+        data = store(sim)
+        invoices = list(data.invoices.values())
+        per_hash = Counter(i.invoice_hash for i in invoices)
+        return Response.json(
+            {
+                "sessions": len(data.sessions),
+                "invoicesReceived": len(invoices),
+                "accepted": sum(1 for i in invoices if i.ksef_number),
+                "duplicatesRefused": sum(1 for i in invoices if i.code == 440),
+                "mostReceivesOfOneInvoice": max(per_hash.values(), default=0),
+            }
+        )
+
+
 def register(sim: Simulator) -> None:
     def add(method: str, path: str, handler: Any) -> None:
         sim.router.add(
@@ -92,3 +115,4 @@ def register(sim: Simulator) -> None:
     add("DELETE", "/faults", clear_faults)
     add("POST", "/clock", clock)
     add("POST", "/state", save_state)
+    add("GET", "/stats", stats)

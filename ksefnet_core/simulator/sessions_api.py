@@ -566,7 +566,7 @@ def _invoices_page(sim: Simulator, req: Request, failed_only: bool) -> Response:
     if failed_only:
         items = [i for i in items if _invoice_code(sim, i) >= 400]
     page, nxt = _page(req, items)
-    body: dict[str, Any] = {"invoices": [invoice_json(sim, i, with_upo_link=False) for i in page]}
+    body: dict[str, Any] = {"invoices": [invoice_json(sim, i) for i in page]}
     if nxt:
         body["continuationToken"] = nxt
     return Response.json(body)

@@ -103,3 +103,15 @@ def test_client_paces_itself_below_the_simulators_limits(simulator):
         client.context_limits()
     sent = client.throttle._sent["other"]
     assert sent[-1] - sent[0] >= 2.0
+
+
+def test_capacity_is_the_room_left_in_the_minute_and_hour_windows():
+    throttle, clock = make({"g": (2, 5, 8), "free": (0, 0, 0)})
+    assert throttle.capacity("g") == 5
+    for _ in range(4):
+        throttle.acquire("g")
+    assert throttle.capacity("g") == 1  # the minute window; the per-second window only paces
+    clock.now += 61
+    assert throttle.capacity("g") == 4  # the minute window emptied; the hour has 4 of 8 left
+    assert throttle.capacity("g", horizon=3600) == 5  # in an hour every window is empty again
+    assert throttle.capacity("unknown") is None and throttle.capacity("free") is None
