@@ -479,6 +479,10 @@ def _session_code(sim: Simulator, session: Session) -> int:
         1, len(session.parts)
     ):
         return 440  # upload time exceeded
+    if session.code in (200, 445) and sim.config.processing_delay > 0:
+        # a batch is processed when every invoice in it is: until then KSeF says 150 (processing)
+        if any(_invoice_code(sim, store(sim).invoices[r]) < 200 for r in session.invoices):
+            return 150
     return session.code
 
 
