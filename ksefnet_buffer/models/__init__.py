@@ -5,4 +5,5 @@ from . import (
     ksefnet_document_event,
     ksefnet_downloader,
     ksefnet_sender,
+    ksefnet_session,
 )

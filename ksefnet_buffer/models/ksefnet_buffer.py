@@ -1,11 +1,14 @@
 import hashlib
 import logging
 import threading
-import zlib
+import time
+import uuid
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+import psycopg2.errors
+from odoo import SUPERUSER_ID, _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import mute_logger
 
 from ksefnet_core import environments
 from ksefnet_core.auth import ContextIdentifier, authenticate_with_certificate, authenticate_with_ksef_token
@@ -39,8 +42,15 @@ SUBJECT_TYPES = [
 DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8800/v2"
 #: warn this many days before the certificate expires
 CERTIFICATE_WARNING_DAYS = 30
-#: the longest a scheduled action waits for KSeF's rate limits before leaving the rest for its next run
-THROTTLE_MAX_WAIT = 20.0
+#: the longest one request waits for KSeF's rate limits; a longer wait ends that step (other work goes on)
+THROTTLE_MAX_WAIT = 2.0
+#: a buffer's lease for one operation (send, download): held by one worker, expires by itself if it dies
+LEASE_SECONDS = 15 * 60
+LEASE_OPERATIONS = ("send", "download")
+#: attempts of a short write on the buffer's row that a concurrent transaction updated (REPEATABLE READ)
+ROW_WRITE_ATTEMPTS = 5
+#: how long one run of a scheduled action goes on (working, or waiting for the next useful moment)
+RUN_SECONDS = 50.0
 
 # KSeF clients per buffer, kept between scheduled runs so that tokens are reused and refreshed rather than a
 # new authentication per run. Keyed by buffer id; invalidated when the URL or the credentials change.
@@ -109,7 +119,12 @@ class KsefnetBuffer(models.Model):
         default=100,
         help="From this many invoices waiting, a batch session is used instead of an online session.",
     )
-    send_limit = fields.Integer("Invoices per run", default=1000)
+    send_limit = fields.Integer(
+        "Invoices per session",
+        default=1000,
+        help="The most invoices sent in one KSeF session (KSeF accepts up to 10 000 in a batch session). A "
+        "round sends as many sessions as KSeF's limits allow.",
+    )
     max_retries = fields.Integer(
         "Automatic retries",
         default=8,
@@ -140,6 +155,27 @@ class KsefnetBuffer(models.Model):
         "and after a long pause.",
     )
     sync_ids = fields.One2many("ksefnet.buffer.sync", "buffer_id", string="Download progress")
+    session_ids = fields.One2many("ksefnet.session", "buffer_id", string="KSeF sessions")
+
+    # -- the sending engine's own record of what it does (written by the engine only) ---------------------
+    engine_note = fields.Text(
+        "Sending status",
+        readonly=True,
+        copy=False,
+        help="What the sending engine did last and what it waits for.",
+    )
+    engine_next_run_at = fields.Datetime("Next sending step", readonly=True, copy=False, index=True)
+    engine_last_run_at = fields.Datetime("Last sending step", readonly=True, copy=False)
+    send_lease_until = fields.Datetime(
+        "Sending held until", readonly=True, copy=False, groups="base.group_system"
+    )
+    send_lease_owner = fields.Char("Sending held by", readonly=True, copy=False, groups="base.group_system")
+    download_lease_until = fields.Datetime(
+        "Downloading held until", readonly=True, copy=False, groups="base.group_system"
+    )
+    download_lease_owner = fields.Char(
+        "Downloading held by", readonly=True, copy=False, groups="base.group_system"
+    )
     document_ids = fields.One2many("ksefnet.document", "buffer_id", string="Documents")
 
     count_waiting = fields.Integer(compute="_compute_counts")
@@ -151,7 +187,11 @@ class KsefnetBuffer(models.Model):
     _sql_constraints = [
         ("nip_unique", "unique(nip)", "There is already a buffer for this NIP: one buffer serves one NIP."),
         ("batch_threshold_positive", "CHECK(batch_threshold > 0)", "The batch threshold must be positive."),
-        ("send_limit_positive", "CHECK(send_limit > 0)", "The number of invoices per run must be positive."),
+        (
+            "send_limit_positive",
+            "CHECK(send_limit > 0 AND send_limit <= 10000)",
+            "The number of invoices per session must be between 1 and 10 000 (KSeF's limit).",
+        ),
     ]
 
     @api.constrains("nip")
@@ -387,6 +427,7 @@ class KsefnetBuffer(models.Model):
         return action
 
     def action_send_now(self):
+        self.sudo().write({"engine_next_run_at": fields.Datetime.now()})
         self.env["ksefnet.sender"]._trigger()
         return True
 
@@ -394,21 +435,181 @@ class KsefnetBuffer(models.Model):
         self.env["ksefnet.downloader"]._trigger()
         return True
 
-    # -- one worker at a time per buffer and operation ---------------------------------------------------
-    def _lock_key(self, operation):
-        # a stable 31-bit key per operation (str.__hash__ differs between processes)
-        return (zlib.crc32(f"ksefnet.{operation}".encode()) & 0x7FFFFFFF, self.id)
+    # -- the engines' transactions: one worker per buffer and operation, one transaction per buffer --------
+    @api.model
+    def _commit(self, step):
+        """Commit a finished step of an engine (``step`` names it). Tests replace this method to record the
+        steps in order (their transaction cannot be committed); the tests of concurrency commit for real."""
+        self.env.cr.commit()
 
-    def _try_lock(self, operation):
-        """Take a session-level PostgreSQL advisory lock for (operation, buffer); False if another worker
-        holds it. It survives the intermediate commits of a run; release it with :meth:`_unlock`."""
-        self.ensure_one()
-        self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", self._lock_key(operation))
-        return self.env.cr.fetchone()[0]
+    @api.model
+    def _rollback(self):
+        self.env.cr.rollback()
 
-    def _unlock(self, operation):
+    def _row_write(self, step, work):
+        """Run ``work()`` as a short transaction of its own on this buffer's row and commit it (as ``step``).
+
+        Odoo's transactions are REPEATABLE READ: when another worker updated the row meanwhile (the other
+        engine's lease, a report), PostgreSQL refuses the write; it is then rolled back and tried again on a
+        fresh snapshot, so a lease is always given back and a report never fails a round."""
+        for attempt in range(ROW_WRITE_ATTEMPTS):
+            try:
+                with mute_logger("odoo.sql_db"):  # an expected refusal, retried: not an error in the log
+                    result = work()
+                    self._commit(step)
+                return result
+            except psycopg2.errors.SerializationFailure:
+                self._rollback()
+                if attempt == ROW_WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _take_lease(self, operation):
+        """Take this buffer's lease for ``operation`` ("send", "download"): the lease's owner token, or False
+        when another worker holds it. A lease is committed at once and expires after LEASE_SECONDS, so a
+        worker that dies (process killed, host gone) cannot keep the buffer locked."""
         self.ensure_one()
-        self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", self._lock_key(operation))
+        assert operation in LEASE_OPERATIONS, operation
+        owner = uuid.uuid4().hex
+
+        def take():
+            self.env.cr.execute(
+                f"UPDATE ksefnet_buffer SET {operation}_lease_until = (now() at time zone 'UTC') "  # noqa: S608
+                f"+ make_interval(secs => %s), {operation}_lease_owner = %s "
+                f"WHERE id = %s AND ({operation}_lease_until IS NULL "
+                f"OR {operation}_lease_until < (now() at time zone 'UTC')) RETURNING id",
+                [LEASE_SECONDS, owner, self.id],
+            )
+            return bool(self.env.cr.fetchone())
+
+        return owner if self._row_write(f"{operation}_lease", take) else False
+
+    def _end_lease(self, operation, owner):
+        """Give the lease back (only our own: an expired lease another worker took stays theirs)."""
+        self.ensure_one()
+        assert operation in LEASE_OPERATIONS, operation
+
+        def release():
+            self.env.cr.execute(
+                f"UPDATE ksefnet_buffer SET {operation}_lease_until = NULL, {operation}_lease_owner = NULL "  # noqa: S608
+                f"WHERE id = %s AND {operation}_lease_owner = %s",
+                [self.id, owner],
+            )
+
+        self._row_write(f"{operation}_release", release)
+
+    def _engine_report(self, rnd, next_run_at):
+        """Write on the buffer (and in the log) what the sending round did and why it waits, until when."""
+        self.ensure_one()
+        lines = list(dict.fromkeys(rnd.problems))
+        lines += [text for _seconds, text in sorted(rnd.waits.values(), key=lambda w: w[0])]
+        if next_run_at:
+            lines.append(_("Next step at %(when)s (UTC).", when=fields.Datetime.to_string(next_run_at)))
+        elif not lines:
+            lines.append(_("Nothing to send."))
+        note = "\n".join(lines)
+        if rnd.waits or rnd.problems:
+            _logger.info("KSeF sending for buffer %s: %s", self.nip, note.replace("\n", " "))
+        values = {
+            "engine_note": note,
+            "engine_next_run_at": next_run_at,
+            "engine_last_run_at": fields.Datetime.now(),
+        }
+        self._row_write("report", lambda: self.sudo().write(values) and self.env.flush_all())
+
+    @api.model
+    def _run_engine_jobs(self, engine, enabled_field, run_seconds=None):
+        """Run ``engine``'s rounds (``_run_buffer``) for every buffer with ``enabled_field`` set that has work,
+        interleaved, each buffer in its own transaction; wait for the next useful moment while the run lasts.
+
+        One buffer's failure (no credentials, an exception, an SQL error) is rolled back and recorded on that
+        buffer; the others go on. Returns the number of documents that reached a final state."""
+        end = time.monotonic() + (RUN_SECONDS if run_seconds is None else run_seconds)
+        done = 0
+        scheduled = enabled_field == "send_enabled"  # the sender says when it wants to run next
+        while True:
+            for buffer_id in self._due_engine_buffers(enabled_field, scheduled):
+                done += self._run_isolated(engine, buffer_id)
+                if time.monotonic() > end:
+                    break
+            upcoming = scheduled and self._next_engine_step()
+            if not upcoming:
+                break
+            # at least a moment: a buffer whose lease another worker holds is due again at once
+            wait = max(0.5, (upcoming - fields.Datetime.now()).total_seconds())
+            if time.monotonic() + wait > end:
+                self.env[engine].sudo()._trigger(upcoming)
+                break
+            time.sleep(wait)
+        self.env["ir.cron"]._notify_progress(done=done, remaining=0)
+        return done
+
+    @api.model
+    def _due_engine_buffers(self, enabled_field, scheduled):
+        """Ids of the buffers an engine should run now, leaving out those another runner holds. For the sender:
+        those whose next step is due, that never ran, or that got documents to send since their last round
+        (submitted, queued again)."""
+        with self.pool.cursor() as cr:  # a fresh snapshot: the rounds commit in their own transactions
+            if not scheduled:
+                assert enabled_field in ("send_enabled", "download_enabled"), enabled_field
+                cr.execute(
+                    f"SELECT id FROM ksefnet_buffer WHERE active AND credentials_set AND {enabled_field} "  # noqa: S608
+                    "AND (download_lease_until IS NULL OR download_lease_until < (now() at time zone 'UTC')) "
+                    "ORDER BY id"
+                )
+                return [row[0] for row in cr.fetchall()]
+            cr.execute(
+                """
+                SELECT b.id FROM ksefnet_buffer b
+                 WHERE b.active AND b.send_enabled
+                   AND (b.send_lease_until IS NULL OR b.send_lease_until < (now() at time zone 'UTC'))
+                   AND (b.engine_last_run_at IS NULL
+                        OR b.engine_next_run_at <= (now() at time zone 'UTC')
+                        OR EXISTS (SELECT 1 FROM ksefnet_document d
+                                    WHERE d.buffer_id = b.id AND d.state = 'waiting'
+                                      AND d.write_date > b.engine_last_run_at))
+                 ORDER BY b.engine_next_run_at NULLS FIRST, b.id
+                """
+            )
+            return [row[0] for row in cr.fetchall()]
+
+    @api.model
+    def _next_engine_step(self):
+        """The earliest next step the sender has planned for a buffer (False: none)."""
+        with self.pool.cursor() as cr:
+            cr.execute(
+                "SELECT min(engine_next_run_at) FROM ksefnet_buffer WHERE active AND send_enabled "
+                "AND (send_lease_until IS NULL OR send_lease_until < (now() at time zone 'UTC'))"
+            )
+            return cr.fetchone()[0] or False
+
+    @api.model
+    def _run_isolated(self, engine, buffer_id):
+        """One round of ``engine`` for one buffer in a transaction of its own; failures stay with the buffer."""
+        with self.pool.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, dict(self.env.context))
+            buffer = env["ksefnet.buffer"].browse(buffer_id)
+            try:
+                result = env[engine]._run_buffer(buffer)
+                cr.commit()
+                return result if isinstance(result, int) else result.done
+            except Exception as exc:  # noqa: BLE001 - recorded on the buffer, the other buffers go on
+                cr.rollback()
+                _logger.exception("KSeF %s for buffer %s failed", engine, buffer_id)
+                from .ksefnet_document import describe_ksef_error
+
+                retry = fields.Datetime.now() + timedelta(minutes=1)
+                buffer.sudo().write(
+                    {
+                        "engine_note": _(
+                            "The last step failed: %(reason)s", reason=describe_ksef_error(env, exc)
+                        ),
+                        "engine_last_run_at": fields.Datetime.now(),
+                        **({"engine_next_run_at": retry} if engine == "ksefnet.sender" else {}),
+                    }
+                )
+                cr.commit()
+                return 0
 
     def _sync_for(self, subject_type):
         """The download progress record of one subject type (created on first use)."""

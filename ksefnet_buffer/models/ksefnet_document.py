@@ -4,13 +4,16 @@ Statuses (one meaning each):
 
 * ``waiting``: accepted into the buffer, validated, queued for KSeF;
 * ``processing``: handed to KSeF, final status not known yet;
-* ``sent``: KSeF assigned its number and the UPO is stored;
+* ``sent``: KSeF accepted the invoice and its number is known (the UPO, KSeF's receipt, is a separate step
+  with its own status, ``upo_state``: it usually arrives seconds later);
 * ``failure``: KSeF rejected the invoice: a person must correct and resubmit it;
 * ``error``: a technical problem (network, KSeF unavailable, authentication, rate limit); retried automatically
   with growing delays, then left for a person.
 
-Only :meth:`KsefnetDocument._set_state` changes ``state``; it checks :data:`TRANSITIONS` and appends the event
-to the document's log in the same transaction.
+Only :meth:`KsefnetDocument._set_state` (one change for many documents) and
+:meth:`KsefnetDocument._set_states` (a change with values of its own per document) change ``state``; they
+check :data:`TRANSITIONS`, append the events to the documents' log in the same transaction and call
+:meth:`KsefnetDocument._on_engine_change`, the one hook for "something HiperMarket reads has changed".
 """
 
 import logging
@@ -19,6 +22,7 @@ from datetime import timedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from psycopg2.extras import execute_values
 
 from ksefnet_core import fa3
 from ksefnet_core.errors import (
@@ -52,6 +56,7 @@ TRANSITIONS = {
     "failure": {"waiting"},
     "sent": set(),
 }
+UPO_STATES = [("pending", "Awaiting UPO"), ("stored", "UPO stored")]
 INVOICE_KINDS = [
     ("VAT", "VAT"),
     ("KOR", "KOR (correction)"),
@@ -181,6 +186,17 @@ class KsefnetDocument(models.Model):
     )
     upo_attachment_id = fields.Many2one("ir.attachment", string="UPO", readonly=True, copy=False)
     upo_available = fields.Boolean(compute="_compute_upo_available")
+    upo_state = fields.Selection(
+        UPO_STATES,
+        "UPO status",
+        readonly=True,
+        copy=False,
+        index=True,
+        help="KSeF's official receipt (UPO) of a sent invoice is fetched after its KSeF number is known.",
+    )
+    upo_attempts = fields.Integer("UPO attempts", readonly=True, copy=False)
+    upo_next_try_at = fields.Datetime("Next UPO attempt", readonly=True, copy=False)
+    upo_last_error = fields.Text("Last UPO problem", readonly=True, copy=False)
     last_code = fields.Integer("Last KSeF code", readonly=True, copy=False)
     last_message = fields.Text(readonly=True, copy=False)
     retry_count = fields.Integer(readonly=True, copy=False)
@@ -229,7 +245,69 @@ class KsefnetDocument(models.Model):
 
         Writing the same state again only logs the event (e.g. a retry that failed the same way).
         """
-        events = []
+        if not self:
+            return True
+        self._check_transition(new_state)
+        vals = dict(values, state=new_state)
+        if code is not None:
+            vals["last_code"] = code
+        if message is not None:
+            vals["last_message"] = message
+        if new_state != "error":
+            vals.setdefault("next_retry_at", False)
+            vals.setdefault("needs_attention", False)
+        before = {doc.id: doc.state for doc in self}
+        super(KsefnetDocument, self.sudo()).write(vals)
+        self._log_events([(doc.id, before[doc.id], new_state, code, message, reference) for doc in self])
+        self._on_engine_change()
+        return True
+
+    def _set_states(self, new_state, rows):
+        """Move many documents to ``new_state`` at once, each with values of its own.
+
+        ``rows``: {document id: {"code", "message", "reference", and stored column values}}; every row has the
+        same keys. One UPDATE and one INSERT of events whatever the count: the engine records thousands of
+        KSeF answers per step.
+        """
+        docs = self.browse(list(rows))
+        if not docs:
+            return True
+        docs._check_transition(new_state)
+        before = {doc.id: doc.state for doc in docs}
+        table = []
+        for doc_id, row in rows.items():
+            record = {k: v for k, v in row.items() if k not in ("code", "message", "reference")}
+            record.update(state=new_state, last_code=row.get("code") or 0, last_message=row.get("message"))
+            if new_state != "error":
+                record.setdefault("next_retry_at", None)
+                record.setdefault("needs_attention", False)
+            table.append((doc_id, record))
+        columns = sorted(table[0][1])
+        if any(sorted(record) != columns for _id, record in table):
+            raise ValueError("every row of _set_states needs the same fields")
+        values = [(doc_id, *(record[c] for c in columns)) for doc_id, record in table]
+        docs.flush_recordset()
+        types = {name: self._fields[name].column_type[1] for name in columns}
+        assignments = ", ".join(f'"{c}" = v."{c}"::{types[c]}' for c in columns)
+        names = ", ".join(f'"{c}"' for c in ["id", *columns])
+        execute_values(
+            self.env.cr._obj,
+            f"UPDATE ksefnet_document AS d SET {assignments}, write_date = now() at time zone 'UTC', "  # noqa: S608
+            f"write_uid = {int(self.env.uid)} FROM (VALUES %s) AS v({names}) WHERE d.id = v.id",
+            values,
+            page_size=1000,
+        )
+        docs.invalidate_recordset(columns + ["write_date", "write_uid"])
+        self._log_events(
+            [
+                (doc_id, before[doc_id], new_state, row.get("code"), row.get("message"), row.get("reference"))
+                for doc_id, row in rows.items()
+            ]
+        )
+        docs._on_engine_change()
+        return True
+
+    def _check_transition(self, new_state):
         for doc in self:
             old = doc.state
             if old != new_state and new_state not in TRANSITIONS.get(old, set()):
@@ -240,27 +318,32 @@ class KsefnetDocument(models.Model):
                         new=doc._state_label(new_state),
                     )
                 )
-            events.append(
+
+    @api.model
+    def _log_events(self, entries):
+        """Append (document id, from state, to state, KSeF code, message, reference) entries to the log."""
+        self.env["ksefnet.document.event"].sudo().create(
+            [
                 {
-                    "document_id": doc.id,
+                    "document_id": doc_id,
                     "from_state": old or False,
-                    "to_state": new_state,
+                    "to_state": new,
                     "ksef_code": code or 0,
                     "message": message or False,
                     "reference": reference or False,
                 }
-            )
-        vals = dict(values, state=new_state)
-        if code is not None:
-            vals["last_code"] = code
-        if message is not None:
-            vals["last_message"] = message
-        if new_state != "error":
-            vals.setdefault("next_retry_at", False)
-            vals.setdefault("needs_attention", False)
-        super(KsefnetDocument, self.sudo()).write(vals)
-        self.env["ksefnet.document.event"].sudo().create(events)
+                for doc_id, old, new, code, message, reference in entries
+            ]
+        )
+
+    def _on_engine_change(self):
+        """Hook: the engine changed what an integration reads of these documents (status, KSeF number,
+        UPO). The HiperMarket addon numbers them for its change feed here."""
         return True
+
+    def _engine_write(self, vals):
+        """Write fields that only the engine owns (KSeF number, references, UPO, retry fields)."""
+        return self.sudo().with_context(ksefnet_allow_state_write=True).write(vals)
 
     def _state_label(self, state):
         """A status in the user's language (selection labels are translated, the STATES constant is not)."""
@@ -274,18 +357,7 @@ class KsefnetDocument(models.Model):
             raise ValidationError(_("A document cannot start as %(state)s.", state=state))
         vals_list = vals if isinstance(vals, list) else [vals]
         docs = self.sudo().create([dict(v, state=state) for v in vals_list])
-        self.env["ksefnet.document.event"].sudo().create(
-            [
-                {
-                    "document_id": doc.id,
-                    "from_state": False,
-                    "to_state": state,
-                    "message": message,
-                    "reference": reference,
-                }
-                for doc in docs
-            ]
-        )
+        self._log_events([(doc.id, False, state, None, message, reference) for doc in docs])
         return docs
 
     def write(self, vals):
@@ -294,15 +366,18 @@ class KsefnetDocument(models.Model):
         return super().write(vals)
 
     # -- policy: what a failure means -------------------------------------------------------------------
-    def _mark_error(self, exc, *, reference=None):
-        """A technical problem: ``error``, retried automatically later (KSeF's Retry-After, else backoff)."""
+    def _mark_error(self, exc, *, reference=None, attention=False):
+        """A technical problem: ``error``, retried automatically later (KSeF's Retry-After, else backoff).
+
+        ``attention``: no automatic retry helps (KSeF refused the credentials or the whole request): the
+        documents wait for a person, who queues them again once the cause is fixed."""
         now = fields.Datetime.now()
         message = describe_ksef_error(self.env, exc)
         retry_after = getattr(exc, "retry_after", None) or getattr(exc, "wait", None)
         code = getattr(exc, "code", None) or getattr(exc, "http_status", None)
         for doc in self:
             attempt = doc.retry_count + 1
-            exhausted = attempt > doc.buffer_id.max_retries
+            exhausted = attention or attempt > doc.buffer_id.max_retries
             doc._set_state(
                 "error",
                 code=code if isinstance(code, int) else 0,
@@ -315,10 +390,8 @@ class KsefnetDocument(models.Model):
 
     def _defer(self, exc):
         """Rate limits reached on our side: keep the document where it is and come back later."""
-        wait = timedelta(seconds=getattr(exc, "wait", 60))
-        self.sudo().with_context(ksefnet_allow_state_write=True).write(
-            {"next_retry_at": fields.Datetime.now() + wait}
-        )
+        wait = timedelta(seconds=getattr(exc, "retry_after", None) or getattr(exc, "wait", None) or 60)
+        self._engine_write({"next_retry_at": fields.Datetime.now() + wait})
 
     # -- creating documents -----------------------------------------------------------------------------
     @api.model
@@ -453,11 +526,37 @@ class KsefnetDocument(models.Model):
         """Hook called once new documents are stored (submitted or downloaded); other addons classify here."""
         return True
 
-    def _store_upo(self, upo_xml):
-        self.ensure_one()
-        self.sudo().with_context(ksefnet_allow_state_write=True).write(
-            {"upo_attachment_id": self._attach(self, upo_xml, f"UPO-{self.ksef_number}.xml").id}
+    def _store_upos(self, upos):
+        """Store KSeF's UPOs ({document id: UPO XML bytes}) at once: attachments, status, log, change feed."""
+        docs = self.browse(list(upos))
+        if not docs:
+            return docs
+        attachments = self._attach_many(
+            docs, [upos[d.id] for d in docs], [f"UPO-{d.ksef_number}.xml" for d in docs]
         )
+        self.env.cr.execute(
+            "UPDATE ksefnet_document AS d SET upo_attachment_id = v.att, upo_state = 'stored', "
+            "upo_last_error = NULL, upo_next_try_at = NULL FROM unnest(%s::int[], %s::int[]) AS v(id, att) "
+            "WHERE d.id = v.id",
+            [docs.ids, attachments.ids],
+        )
+        docs.invalidate_recordset(["upo_attachment_id", "upo_state", "upo_last_error", "upo_next_try_at"])
+        message = _("UPO (KSeF's receipt) stored.")
+        self._log_events([(d.id, "sent", "sent", 200, message, d.ksef_number) for d in docs])
+        docs._on_engine_change()
+        return docs
+
+    def _upo_failed(self, message):
+        """The UPO could not be fetched now: try again later with growing delays (the document stays sent)."""
+        now = fields.Datetime.now()
+        for attempts, docs in self.grouped("upo_attempts").items():
+            docs._engine_write(
+                {
+                    "upo_attempts": attempts + 1,
+                    "upo_next_try_at": now + retry_delay(attempts + 1),
+                    "upo_last_error": message,
+                }
+            )
 
     def _xml(self):
         self.ensure_one()

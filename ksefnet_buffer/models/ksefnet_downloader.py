@@ -16,7 +16,6 @@ from ksefnet_core.errors import KsefError
 from ksefnet_core.throttle import ThrottleDeferred
 
 from .ksefnet_document import describe_ksef_error
-from .ksefnet_sender import commit
 
 _logger = logging.getLogger(__name__)
 
@@ -36,25 +35,20 @@ class KsefnetDownloader(models.AbstractModel):
 
     @api.model
     def _cron_download(self):
-        done = 0
-        buffers = self.env["ksefnet.buffer"].search(
-            [("download_enabled", "=", True), ("credentials_set", "=", True)]
-        )
-        for buffer in buffers:
-            done += self._run_buffer(buffer)
-        self.env["ir.cron"]._notify_progress(done=done, remaining=0)
-        return done
+        """Scheduled action: download for every buffer, each in its own transaction (failures stay there)."""
+        return self.env["ksefnet.buffer"]._run_engine_jobs("ksefnet.downloader", "download_enabled")
 
     @api.model
     def _run_buffer(self, buffer):
         """Download what is new for every enabled subject type of ``buffer``; return the count created."""
-        if not buffer._try_lock("download"):
+        lease = buffer._take_lease("download")
+        if not lease:
             _logger.info("KSeF download for buffer %s is already running elsewhere", buffer.nip)
             return 0
         created = 0
         try:
             syncs = [buffer._sync_for(subject) for subject in buffer._enabled_subject_types()]
-            commit(self.env)
+            buffer._commit("download_syncs")
             try:
                 client = buffer._ksef_client()
             except (KsefError, ValueError) as exc:
@@ -63,12 +57,15 @@ class KsefnetDownloader(models.AbstractModel):
                     sync.write(
                         {"last_run_at": fields.Datetime.now(), "last_error": message, "running": False}
                     )
-                commit(self.env)
+                buffer._commit("download_no_client")
                 return 0
             for sync in syncs:
                 created += self._download(buffer, client, sync)
+        except Exception:
+            buffer._rollback()
+            raise
         finally:
-            buffer._unlock("download")
+            buffer._end_lease("download", lease)
         return created
 
     def _mode(self, buffer, sync):
@@ -89,7 +86,7 @@ class KsefnetDownloader(models.AbstractModel):
                 "progress_note": _("Downloading from %(date)s...", date=start),
             }
         )
-        commit(self.env)
+        buffer._commit("download_start")
         downloader = IncrementalDownloader(
             client, sync.subject_type, start.replace(tzinfo=timezone.utc), mode=mode, poll_interval=0.5
         )
@@ -103,7 +100,7 @@ class KsefnetDownloader(models.AbstractModel):
                     with self.env.cr.savepoint():
                         new_docs |= Document._create_downloaded(buffer, invoice, sync.subject_type)
                 new_docs._on_arrival()
-                commit(self.env)  # the documents first...
+                buffer._commit("download_documents")  # the documents first...
                 created += len(new_docs)
                 sync.write(
                     {
@@ -117,7 +114,7 @@ class KsefnetDownloader(models.AbstractModel):
                         ),
                     }
                 )
-                commit(self.env)  # ...then the resume point
+                buffer._commit("download_resume_point")  # ...then the resume point
         except ThrottleDeferred as exc:
             error = describe_ksef_error(self.env, exc)
         except KsefError as exc:
@@ -130,5 +127,5 @@ class KsefnetDownloader(models.AbstractModel):
                 last_result=_("%(count)s new invoices downloaded.", count=created),
             )
         sync.write(values)
-        commit(self.env)
+        buffer._commit("download_end")
         return created

@@ -1,37 +1,47 @@
-"""Sending sales documents to KSeF: pick, send (online or batch), poll, fetch UPOs, reconcile.
+"""Sending sales documents to KSeF: one scheduler per buffer, working within KSeF's rate limits.
+
+KSeF counts requests per group (``GET /rate-limits``) in sliding windows; the scarce groups are the
+invoice sends of online sessions (180 an hour), opening and closing batch sessions, and the session lists.
+A round of a buffer does whatever can be done *now* and never lets one throttled group hold up work that
+needs another:
+
+1. **poll**: sessions whose next poll is due are asked for their status (``GET /sessions/{ref}``); their
+   invoices are listed (``GET /sessions/{ref}/invoices``, up to 1 000 a page) only when the status shows news.
+   An accepted invoice is ``sent`` at once with its KSeF number (logged, and published to the HiperMarket
+   change feed); the listing also brings each invoice's pre-signed UPO link;
+2. **send**: due documents go into a batch session (up to 10 000 invoices for two requests) or an online
+   session (one request per invoice), chosen by the budgets left in each group;
+3. **poll** the sessions just closed, then **UPO**: pending UPOs are downloaded from their pre-signed links
+   (not rate-limited, in parallel); only where no link can be had does the buffer use the per-invoice UPO
+   endpoint, within what is left of its group.
 
 Each step commits before the next one starts, so a crash loses at most the step in flight, and every step
-can be repeated safely:
+can be repeated safely: a document is marked ``processing`` (with its session) and committed *before* its
+request leaves; if no answer arrives, it stays ``processing`` with ``ksef_ambiguous`` set, and the next poll
+looks it up in the session's invoice list (by SHA-256 online, by file name in a batch) instead of sending it
+again. What every KSeF answer means is decided in one table, :mod:`ksefnet_core.outcomes`.
 
-* a document is marked ``processing`` (with its session) and committed *before* its request leaves; if no
-  answer arrives, it stays ``processing`` with ``ksef_ambiguous`` set, and the next poll looks it up in the
-  session's invoice list by its SHA-256 (online) or file name (batch) instead of sending it again;
-* a document KSeF never received goes to ``error`` and is sent again later; should KSeF have had it after
-  all, KSeF answers 440 (duplicate) with the original KSeF number, which is adopted when the original's
-  content is the same invoice.
+The scheduled action runs the buffers' rounds interleaved (each in its own transaction), so several NIPs
+progress together, one buffer's failure never stops the others, and a lease on the buffer (which expires by
+itself) keeps each buffer to one worker across threads, processes and hosts. Between rounds it waits for
+the earliest moment at which a buffer has something to do, and it writes on the buffer why it waits and
+until when.
 """
 
 import logging
-from collections import defaultdict
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from odoo import _, api, fields, models
-from odoo.modules import module as odoo_module
+from odoo.exceptions import UserError
 
+from ksefnet_core import outcomes
 from ksefnet_core.crypto import sha256_b64
-from ksefnet_core.errors import (
-    KsefBadRequest,
-    KsefError,
-    KsefRateLimited,
-    KsefServerError,
-    KsefTimeoutError,
-    KsefTransportError,
-    KsefUnauthorized,
-)
+from ksefnet_core.errors import KsefError
 from ksefnet_core.sessions import BatchSession, InvoiceStatus, OnlineSession, prepare_batch
 from ksefnet_core.throttle import ThrottleDeferred
 
-from .ksefnet_buffer import THROTTLE_MAX_WAIT
 from .ksefnet_document import describe_ksef_error
 
 _logger = logging.getLogger(__name__)
@@ -40,14 +50,38 @@ _logger = logging.getLogger(__name__)
 RECONCILE_AFTER = timedelta(minutes=5)
 #: stop sending in a run after this many answers in a row did not arrive (KSeF is probably down)
 MAX_CONSECUTIVE_AMBIGUOUS = 3
-#: the per-invoice "not found in session" code used for statuses the buffer records itself
-SESSION_UNKNOWN = 21173
+#: the longest one buffer's round goes on sending or fetching before the other buffers get their turn
+ROUND_SECONDS = 20.0
+#: parallel downloads of pre-signed UPO links (storage links are not rate-limited)
+UPO_THREADS = 8
+#: UPOs stored (and committed) together
+UPO_CHUNK = 1000
+#: list a session again for its UPO links when this many of its UPOs lack one (else per-invoice endpoint)
+RELIST_FROM = 10
+#: requests of the sessionMisc group kept for status polls when fetching UPOs one by one
+STATUS_RESERVE = 10
+#: rate-limit groups of opening and closing sessions (KSeF API 2.8 counts closing on its own)
+ONLINE_GROUPS = ("onlineSession", "onlineSessionClose")
+BATCH_GROUPS = ("batchSession", "batchSessionClose")
+UNLIMITED = 10**9
+#: the scheduled actions that run rounds (several: several buffers at once with several cron threads)
+SEND_CRONS = ("ksefnet_buffer.ir_cron_ksefnet_send", "ksefnet_buffer.ir_cron_ksefnet_send_2")
 
 
-def commit(env):
-    """Commit a finished step (not inside tests, whose transaction is rolled back at the end)."""
-    if not odoo_module.current_test:
-        env.cr.commit()
+class Round:
+    """What one round of a buffer did, and what it waits for (for the log and the buffer's form)."""
+
+    def __init__(self):
+        self.done = 0
+        self.busy = False
+        self.more_now = False  # work left that could go on at once (the round's time slice ended)
+        self.waits = {}  # what -> (seconds, sentence)
+        self.problems = []
+
+    def wait(self, what, seconds, sentence):
+        old = self.waits.get(what)
+        if old is None or seconds > old[0]:
+            self.waits[what] = (max(0.0, float(seconds)), sentence)
 
 
 class KsefnetSender(models.AbstractModel):
@@ -55,63 +89,129 @@ class KsefnetSender(models.AbstractModel):
     _description = "KSeF sending engine"
 
     @api.model
-    def _trigger(self):
-        cron = self.env.ref("ksefnet_buffer.ir_cron_ksefnet_send", raise_if_not_found=False)
-        if cron:
-            cron.sudo()._trigger()
+    def _trigger(self, at=None):
+        for xmlid in SEND_CRONS:
+            cron = self.env.ref(xmlid, raise_if_not_found=False)
+            if cron:
+                cron.sudo()._trigger(at)
 
     @api.model
     def _cron_send(self):
-        """Scheduled action: send and poll for every buffer; re-triggers itself while work remains."""
-        remaining = done = 0
-        for buffer in self.env["ksefnet.buffer"].search([("send_enabled", "=", True)]):
-            result = self._run_buffer(buffer)
-            done += result["done"]
-            remaining += result["remaining"]
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        return remaining
+        """Scheduled action: rounds of every buffer that has work, interleaved, each in its own transaction."""
+        return self.env["ksefnet.buffer"]._run_engine_jobs("ksefnet.sender", "send_enabled")
 
+    # -- one round ------------------------------------------------------------------------------------------
     @api.model
     def _run_buffer(self, buffer):
-        """One sending round for ``buffer``: poll what is in KSeF, send what is due, poll again."""
-        result = {"done": 0, "remaining": 0}
-        if not buffer._try_lock("send"):
+        """One round for ``buffer`` under its lease: poll, send, poll, fetch UPOs; return the Round."""
+        rnd = Round()
+        lease = buffer._take_lease("send")
+        if not lease:
+            rnd.busy = True
             _logger.info("KSeF sending for buffer %s is already running elsewhere", buffer.nip)
-            return result
+            return rnd
         try:
-            due = self._due_documents(buffer, limit=1)
-            processing = self.env["ksefnet.document"].search_count(
-                [("buffer_id", "=", buffer.id), ("state", "=", "processing")]
-            )
-            if not due and not processing:
-                return result
-            try:
-                client = buffer._ksef_client()
-            except (KsefError, ValueError) as exc:
-                self._fail_due(buffer, exc)
-                return result
-            try:
-                result["done"] += self._poll(buffer, client)
-                docs = self._pick(buffer)
-                if docs:
-                    if len(docs) >= buffer.batch_threshold:
-                        self._send_batch(buffer, client, docs)
-                    else:
-                        self._send_online(buffer, client, docs)
-                    result["done"] += self._poll(buffer, client)
-            except KsefUnauthorized:
-                buffer._forget_clients()  # the next run authenticates again
-                raise
-            result["remaining"] = len(self._due_documents(buffer)) + self.env[
-                "ksefnet.document"
-            ].search_count([("buffer_id", "=", buffer.id), ("state", "=", "processing")])
-        except ThrottleDeferred as exc:
-            _logger.info("KSeF rate limit for buffer %s: %s", buffer.nip, exc)
-        except KsefError as exc:
-            _logger.warning("KSeF round for buffer %s stopped: %s", buffer.nip, exc)
+            self._round(buffer, rnd)
+        except Exception:
+            buffer._rollback()  # before the lease is given back: the release must not commit half a step
+            raise
         finally:
-            buffer._unlock("send")
-        return result
+            buffer._end_lease("send", lease)
+        return rnd
+
+    def _round(self, buffer, rnd):
+        if not self._has_work(buffer):
+            buffer._engine_report(rnd, False)
+            return
+        try:
+            client = buffer._ksef_client()
+        except (KsefError, UserError, ValueError) as exc:
+            self._fail_due(buffer, exc)
+            outcome = outcomes.classify(exc)
+            if outcome.kind == outcomes.THROTTLED:
+                rnd.wait("auth", outcome.delay, describe_ksef_error(self.env, exc))
+            rnd.problems.append(describe_ksef_error(self.env, exc))
+            buffer._engine_report(rnd, self._next_time(buffer, rnd))
+            return
+        deadline = time.monotonic() + ROUND_SECONDS
+        links = {}
+        self._step(buffer, rnd, self._poll, client, rnd, links)
+        self._step(buffer, rnd, self._send, client, rnd, deadline)
+        self._step(buffer, rnd, self._poll, client, rnd, links)
+        self._step(buffer, rnd, self._fetch_upos, client, rnd, links, deadline)
+        buffer._engine_report(rnd, self._next_time(buffer, rnd))
+
+    def _step(self, buffer, rnd, step, client, *args):
+        """Run one step; what escapes it (a throttled group, KSeF down) is recorded, the next step runs."""
+        try:
+            step(buffer, client, *args)
+        except (KsefError, ThrottleDeferred) as exc:
+            outcome = outcomes.classify(exc)
+            text = describe_ksef_error(self.env, exc)
+            if outcome.kind == outcomes.THROTTLED:
+                rnd.wait(getattr(exc, "group", None) or step.__name__, outcome.delay or 60, text)
+            else:
+                if outcome.kind == outcomes.AUTH:
+                    buffer._forget_clients()  # the next round authenticates again
+                rnd.problems.append(text)
+                _logger.warning(
+                    "KSeF %s for buffer %s stopped: %s", step.__name__.strip("_"), buffer.nip, exc
+                )
+        buffer._commit(step.__name__)
+
+    def _has_work(self, buffer):
+        Document = self.env["ksefnet.document"]
+        return bool(
+            Document.search_count(self._due_domain(buffer), limit=1)
+            or Document.search_count([("buffer_id", "=", buffer.id), ("state", "=", "processing")], limit=1)
+            or Document.search_count(self._upo_domain(buffer), limit=1)
+        )
+
+    def _next_time(self, buffer, rnd):
+        """The earliest moment this buffer has something to do (False: nothing), given what it waits for."""
+        now = fields.Datetime.now()
+        Document = self.env["ksefnet.document"]
+        candidates = []
+        if rnd.more_now:
+            candidates.append(now)
+        processing = Document.search([("buffer_id", "=", buffer.id), ("state", "=", "processing")])
+        if processing:
+            sessions = self.env["ksefnet.session"].search(
+                [
+                    ("buffer_id", "=", buffer.id),
+                    ("reference", "in", list(set(processing.mapped("ksef_session_ref")))),
+                ]
+            )
+            candidates += [s.next_poll_at or now for s in sessions] or [now]
+        waiting = Document.search(
+            [
+                ("buffer_id", "=", buffer.id),
+                ("direction", "=", "sales"),
+                "|",
+                ("state", "=", "waiting"),
+                "&",
+                ("state", "=", "error"),
+                ("next_retry_at", "!=", False),
+            ],
+            order="next_retry_at asc nulls first",
+            limit=1,
+        )
+        if waiting:
+            candidates.append(max(now, waiting.next_retry_at or now))
+        upo = Document.search(
+            [("buffer_id", "=", buffer.id), ("state", "=", "sent"), ("upo_state", "=", "pending")],
+            order="upo_next_try_at asc nulls first",
+            limit=1,
+        )
+        if upo:
+            candidates.append(max(now, upo.upo_next_try_at or now))
+        if not candidates:
+            return False
+        when = min(candidates)
+        if when <= now and rnd.waits and not rnd.more_now:
+            # what is due now is held by a throttled group: come back when the first window opens
+            when = now + timedelta(seconds=min(seconds for seconds, _text in rnd.waits.values()))
+        return when
 
     # -- picking ------------------------------------------------------------------------------------------
     def _due_domain(self, buffer):
@@ -135,9 +235,9 @@ class KsefnetSender(models.AbstractModel):
     def _due_documents(self, buffer, limit=None):
         return self.env["ksefnet.document"].search(self._due_domain(buffer), order="id", limit=limit)
 
-    def _pick(self, buffer):
+    def _pick(self, buffer, limit):
         """Lock the due documents (``FOR UPDATE SKIP LOCKED``) so that no other worker takes them."""
-        candidates = self._due_documents(buffer, limit=buffer.send_limit)
+        candidates = self._due_documents(buffer, limit=limit)
         if not candidates:
             return candidates
         self.env.cr.execute(
@@ -148,35 +248,105 @@ class KsefnetSender(models.AbstractModel):
 
     def _fail_due(self, buffer, exc):
         """Authentication or configuration failed: the due documents go to ``error`` with the reason."""
-        docs = self._pick(buffer)
+        docs = self._pick(buffer, buffer.send_limit)
         if docs:
             docs._mark_error(exc)
-            commit(self.env)
+            buffer._commit("fail_due")
 
-    def _open_session(self, docs, open_session, *args):
+    # -- choosing online or batch by the budgets left ----------------------------------------------------------
+    @staticmethod
+    def _room(client, group):
+        throttle = client.throttle
+        if throttle is None:
+            return UNLIMITED
+        room = throttle.capacity(group)
+        return UNLIMITED if room is None else room
+
+    def _session_room(self, client, groups):
+        """How many sessions can be opened and closed now (one group for both before KSeF API 2.8)."""
+        open_group, close_group = groups
+        known = client.throttle is not None and close_group in client.throttle.limits
+        if known:
+            return min(self._room(client, open_group), self._room(client, close_group))
+        return self._room(client, open_group) // 2
+
+    def _choose_mode(self, buffer, client, due):
+        """("online" | "batch", how many to pick) for ``due`` documents, or (None, seconds to wait)."""
+        batches = self._session_room(client, BATCH_GROUPS)
+        onlines = self._session_room(client, ONLINE_GROUPS)
+        sends = self._room(client, "invoiceSend") if onlines else 0
+        if (due >= buffer.batch_threshold or sends < due) and batches:
+            return "batch", buffer.send_limit
+        if sends:
+            return "online", min(sends, due, buffer.send_limit)
+        if batches:
+            return "batch", buffer.send_limit
+        throttle = client.throttle
+        wait = min(
+            throttle.delay(g) for g in (*BATCH_GROUPS, *ONLINE_GROUPS, "invoiceSend") if g in throttle.limits
+        )
+        return None, max(wait, 1.0)
+
+    # -- sending ------------------------------------------------------------------------------------------------
+    def _send(self, buffer, client, rnd, deadline):
+        while True:
+            due = self.env["ksefnet.document"].search_count(self._due_domain(buffer))
+            if not due:
+                return
+            if time.monotonic() > deadline:
+                rnd.more_now = True
+                return
+            mode, amount = self._choose_mode(buffer, client, due)
+            if mode is None:
+                rnd.wait(
+                    "send",
+                    amount,
+                    _(
+                        "%(count)s invoices wait for KSeF's limits on sessions and sends; the next can go in "
+                        "%(s)s seconds.",
+                        count=due,
+                        s=int(amount),
+                    ),
+                )
+                return
+            docs = self._pick(buffer, amount)
+            if not docs:
+                return
+            sent = (
+                self._send_batch(buffer, client, docs, rnd)
+                if mode == "batch"
+                else self._send_online(buffer, client, docs, rnd)
+            )
+            if not sent:
+                return
+
+    def _open_session(self, buffer, docs, rnd, open_session, *args):
         """Open a KSeF session for ``docs``; when KSeF or its limits say no, record why and return False."""
         try:
             open_session(*args)
             return True
-        except ThrottleDeferred as exc:
-            docs._defer(exc)
-        except KsefError as exc:
-            docs._mark_error(exc)
-        commit(self.env)
+        except (KsefError, ThrottleDeferred) as exc:
+            outcome = outcomes.classify(exc)
+            if outcome.kind == outcomes.THROTTLED:
+                docs._defer(exc)
+                rnd.wait("open", outcome.delay or 60, describe_ksef_error(self.env, exc))
+            else:
+                docs._mark_error(exc, attention=outcome.kind in (outcomes.PERMANENT, outcomes.AUTH))
+                rnd.problems.append(describe_ksef_error(self.env, exc))
+                if outcome.kind == outcomes.AUTH:
+                    buffer._forget_clients()
+        buffer._commit("open_session")
         return False
 
-    # -- online -------------------------------------------------------------------------------------------
-    def _send_online(self, buffer, client, docs):
+    def _send_online(self, buffer, client, docs, rnd):
         session = OnlineSession(client)
-        if not self._open_session(docs, session.open):
-            return
+        if not self._open_session(buffer, docs, rnd, session.open):
+            return False
         ref = session.reference_number
+        record = self.env["ksefnet.session"]._record(buffer, ref, "online")
         ambiguous_in_a_row = 0
         try:
             for doc in docs:
-                if client.throttle and client.throttle.delay("invoiceSend") > THROTTLE_MAX_WAIT:
-                    _logger.info("KSeF send limit reached for buffer %s; the rest waits", buffer.nip)
-                    break
                 doc._set_state(
                     "processing",
                     message=_("Sending to KSeF in online session %(ref)s.", ref=ref),
@@ -186,23 +356,39 @@ class KsefnetSender(models.AbstractModel):
                     ksef_send_mode="online",
                     ksef_ambiguous=True,
                 )
-                commit(self.env)  # from here on, a crash leaves a document to reconcile, not to re-send
+                buffer._commit("online_mark")  # from here on, a crash leaves a document to reconcile
                 try:
                     sent = session.send(doc._xml())
-                except (KsefTimeoutError, KsefServerError) as exc:
-                    ambiguous_in_a_row += 1
-                    doc._set_state("processing", message=describe_ksef_error(self.env, exc), reference=ref)
-                    commit(self.env)
-                    if ambiguous_in_a_row >= MAX_CONSECUTIVE_AMBIGUOUS:
-                        break
-                    continue
-                except (KsefTransportError, KsefRateLimited, KsefBadRequest, ThrottleDeferred) as exc:
-                    # Not received by KSeF (or refused before processing): a technical error, retried later.
-                    doc._mark_error(exc, reference=ref)
-                    commit(self.env)
-                    if not isinstance(exc, KsefBadRequest):
-                        break
-                    continue
+                except (KsefError, ThrottleDeferred) as exc:
+                    outcome = outcomes.classify(exc, outcomes.SEND)
+                    if outcome.kind == outcomes.AMBIGUOUS:
+                        ambiguous_in_a_row += 1
+                        doc._set_state(
+                            "processing", message=describe_ksef_error(self.env, exc), reference=ref
+                        )
+                        buffer._commit("online_ambiguous")
+                        if ambiguous_in_a_row >= MAX_CONSECUTIVE_AMBIGUOUS:
+                            rnd.problems.append(describe_ksef_error(self.env, exc))
+                            break
+                        continue
+                    if outcome.kind == outcomes.PERMANENT:
+                        # KSeF refused this invoice's request for what it is: a person must correct it
+                        doc._set_state(
+                            "failure",
+                            code=exc.code if isinstance(exc, KsefError) and exc.code else 400,
+                            message=_("KSeF refused the invoice: %(msg)s", msg=str(exc)),
+                            reference=ref,
+                        )
+                        buffer._commit("online_refused")
+                        continue
+                    # not received by KSeF: a technical error, retried (a new session for a session problem)
+                    doc._mark_error(exc, reference=ref, attention=outcome.kind == outcomes.AUTH)
+                    buffer._commit("online_error")
+                    if outcome.kind == outcomes.THROTTLED:
+                        rnd.wait("invoiceSend", outcome.delay or 60, describe_ksef_error(self.env, exc))
+                    else:
+                        rnd.problems.append(describe_ksef_error(self.env, exc))
+                    break
                 ambiguous_in_a_row = 0
                 doc._set_state(
                     "processing",
@@ -211,23 +397,33 @@ class KsefnetSender(models.AbstractModel):
                     ksef_invoice_ref=sent.reference_number,
                     ksef_ambiguous=False,
                 )
-                commit(self.env)
+                buffer._commit("online_received")
         finally:
-            try:
-                session.close()
-            except (KsefError, ThrottleDeferred) as exc:  # KSeF closes idle sessions itself
-                _logger.info("closing KSeF session %s failed: %s", ref, exc)
-            commit(self.env)
+            self._close(session, record)
+            buffer._commit("online_close")
+        return ambiguous_in_a_row < MAX_CONSECUTIVE_AMBIGUOUS
 
-    # -- batch --------------------------------------------------------------------------------------------
-    def _send_batch(self, buffer, client, docs):
+    def _close(self, session, record):
+        """Close a session; when that fails (throttled, KSeF down) the poll step closes it later."""
+        try:
+            session.close()
+        except (KsefError, ThrottleDeferred) as exc:
+            outcome = outcomes.classify(exc)
+            if outcome.kind != outcomes.SESSION:  # a session KSeF closed itself is closed
+                _logger.info("closing KSeF session %s failed, retried later: %s", record.reference, exc)
+                return False
+        record.sudo().write({"closed": True, "next_poll_at": fields.Datetime.now()})
+        return True
+
+    def _send_batch(self, buffer, client, docs, rnd):
         files = [(f"{doc.id}.xml", doc._xml()) for doc in docs]
         batch = prepare_batch(files)
         session = BatchSession(client)
         try:
-            if not self._open_session(docs, session.open, batch):
-                return
+            if not self._open_session(buffer, docs, rnd, session.open, batch):
+                return False
             ref = session.reference_number
+            record = self.env["ksefnet.session"]._record(buffer, ref, "batch")
             docs._set_state(
                 "processing",
                 message=_("Sending to KSeF in batch session %(ref)s.", ref=ref),
@@ -237,72 +433,156 @@ class KsefnetSender(models.AbstractModel):
                 ksef_send_mode="batch",
                 ksef_ambiguous=True,
             )
-            commit(self.env)
+            buffer._commit("batch_mark")
             try:
                 session.upload(batch)
-                session.close()
-            except (KsefTimeoutError, KsefServerError) as exc:
-                # The session may or may not be complete: its status tells at the next poll.
-                docs._set_state("processing", message=describe_ksef_error(self.env, exc), reference=ref)
             except (KsefError, ThrottleDeferred) as exc:
+                # Not closed, so KSeF never processes this session: the invoices can go again.
                 docs._mark_error(exc, reference=ref)
-            commit(self.env)
+                record.sudo().write({"closed": True, "status_code": 440})
+                rnd.problems.append(describe_ksef_error(self.env, exc))
+                buffer._commit("batch_upload_failed")
+                return False
+            self._close(session, record)
+            buffer._commit("batch_closed")
+            return True
         finally:
             batch.cleanup()
 
     # -- polling ------------------------------------------------------------------------------------------
-    def _poll(self, buffer, client):
-        """Bring every ``processing`` document of the buffer up to date; return how many became final."""
-        docs = self.env["ksefnet.document"].search(
+    def _poll(self, buffer, client, rnd, links):
+        """Bring the due sessions of the buffer's ``processing`` documents up to date."""
+        processing = self.env["ksefnet.document"].search(
             [("buffer_id", "=", buffer.id), ("state", "=", "processing")], order="id"
         )
-        by_session = defaultdict(lambda: self.env["ksefnet.document"])
-        for doc in docs:
-            by_session[doc.ksef_session_ref] |= doc
-        finished = 0
-        for ref, group in by_session.items():
-            finished += self._poll_session(buffer, client, ref, group)
-            commit(self.env)
-        return finished
+        if not processing:
+            return
+        groups = processing.grouped("ksef_session_ref")
+        sessions = self.env["ksefnet.session"]._for(buffer, [ref for ref in groups if ref])
+        now = fields.Datetime.now()
+        for ref, docs in groups.items():
+            session = sessions.get(ref)
+            if session is None:  # processing without a session: never sent
+                docs._mark_error(KsefError(_("The invoice was not sent in any KSeF session.")))
+                continue
+            if session.next_poll_at and session.next_poll_at > now:
+                continue
+            rnd.done += self._poll_session(buffer, client, session, docs, links)
+            buffer._commit("poll")
 
-    def _poll_session(self, buffer, client, ref, docs):
+    def _poll_session(self, buffer, client, record, docs, links):
+        ref = record.reference
         session = OnlineSession(client, reference_number=ref)
+        if not record.closed and record.status_code < 200:  # the closing failed earlier: close it now
+            kind = BatchSession if record.mode == "batch" else OnlineSession
+            self._close(kind(client, reference_number=ref), record)
         try:
-            listed = list(session.invoices())
-            session_status = session.status()
-        except KsefBadRequest as exc:
-            if exc.code == SESSION_UNKNOWN:
+            status = session.status()
+        except KsefError as exc:
+            if outcomes.classify(exc).kind == outcomes.SESSION:
                 docs._mark_error(exc, reference=ref)
+                record.sudo().write({"closed": True, "status_code": 440})
                 return 0
             raise
+        finished = (status.successful_invoice_count or 0) + (status.failed_invoice_count or 0)
+        final = status.code == 200 or status.code >= 300
+        # A batch is listed once, when final (10 000 invoices are 10 pages of the scarce list group); an
+        # online session whenever KSeF finished more of its invoices.
+        grew = record.mode == "online" and finished > record.finished_count
+        if not (final or grew or self._overdue(docs)):
+            record._polled(status, something_new=False)
+            return 0
+        listed = list(session.invoices())
+        record.sudo().write({"finished_count": finished})
+        record._polled(status, something_new=True)
+        return self._apply(client, record, status, docs, listed, links)
+
+    def _overdue(self, docs):
+        """Ambiguous documents old enough to settle whether KSeF received them."""
+        limit = fields.Datetime.now() - RECONCILE_AFTER
+        return any(d.ksef_ambiguous and d.write_date and d.write_date < limit for d in docs)
+
+    def _apply(self, client, record, status, docs, listed, links):
+        """Record the listed statuses of ``docs``; return how many reached a final state."""
         by_ref = {st.reference_number: st for st in listed}
         by_hash = {st.invoice_hash: st for st in listed if st.invoice_hash}
         by_file = {st.invoice_file_name: st for st in listed if st.invoice_file_name}
-        session_final = session_status.code >= 200 and session_status.code != 100
+        final_session = status.code == 200 or status.code >= 300
+        accepted, found = {}, {}
         finished = 0
         for doc in docs:
-            status = by_ref.get(doc.ksef_invoice_ref) if doc.ksef_invoice_ref else None
-            if status is None and doc.ksef_send_mode == "batch":
-                status = by_file.get(f"{doc.id}.xml")
-            if status is None and doc.ksef_send_mode == "online" and not doc.ksef_invoice_ref:
-                status = by_hash.get(doc.xml_sha256)
-            if status is None:
-                if self._never_received(doc, session_status, session_final):
+            st = by_ref.get(doc.ksef_invoice_ref) if doc.ksef_invoice_ref else None
+            if st is None and doc.ksef_send_mode == "batch":
+                st = by_file.get(f"{doc.id}.xml")
+            if st is None and doc.ksef_send_mode == "online" and not doc.ksef_invoice_ref:
+                st = by_hash.get(doc.xml_sha256)
+            if st is None:
+                if self._never_received(doc, status, final_session):
                     doc._mark_error(
-                        KsefError(_("KSeF did not receive the invoice in session %(ref)s.", ref=ref)),
-                        reference=ref,
+                        KsefError(
+                            _("KSeF did not receive the invoice in session %(ref)s.", ref=record.reference)
+                        ),
+                        reference=record.reference,
                     )
                 continue
+            outcome = st.outcome
+            if outcome == outcomes.ACCEPTED:
+                accepted[doc.id] = self._accepted_row(doc, st)
+                if st.upo_download_url:
+                    links[doc.id] = st.upo_download_url
+                continue
             if not doc.ksef_invoice_ref:
+                found[doc.id] = st
+            if outcome == outcomes.PROCESSING:
+                continue
+            finished += 1
+            if outcome == outcomes.DUPLICATE:
+                self._reconcile_duplicate(client, doc, st)
+            elif outcome == outcomes.REJECTED:
+                doc._set_state(
+                    "failure",
+                    code=st.code,
+                    message=_("KSeF rejected the invoice: %(msg)s", msg=st.message),
+                    reference=st.reference_number,
+                )
+            else:  # cancelled by KSeF (session error, system): not processed, so it can be sent again
+                doc._mark_error(
+                    KsefError(
+                        _("KSeF cancelled the invoice (%(code)s): %(msg)s", code=st.code, msg=st.message)
+                    ),
+                    reference=st.reference_number,
+                )
+        for doc_id, st in found.items():
+            doc = self.env["ksefnet.document"].browse(doc_id)
+            if doc.state == "processing":
                 doc._set_state(
                     "processing",
-                    message=_("Found in KSeF's session as %(inv)s.", inv=status.reference_number),
-                    reference=status.reference_number,
-                    ksef_invoice_ref=status.reference_number,
+                    message=_("Found in KSeF's session as %(inv)s.", inv=st.reference_number),
+                    reference=st.reference_number,
+                    ksef_invoice_ref=st.reference_number,
                     ksef_ambiguous=False,
                 )
-            finished += self._apply_status(client, session, doc, status)
-        return finished
+        self.env["ksefnet.document"]._set_states("sent", accepted)
+        return finished + len(accepted)
+
+    def _accepted_row(self, doc, st: InvoiceStatus):
+        message = _("KSeF number %(number)s assigned.", number=st.ksef_number)
+        if doc.ksef_ambiguous and not doc.ksef_invoice_ref:
+            message = _("Found in KSeF's session as %(inv)s; KSeF number %(number)s assigned.",
+                        inv=st.reference_number, number=st.ksef_number)  # fmt: skip
+        return {
+            "code": st.code,
+            "message": message,
+            "reference": st.ksef_number,
+            "ksef_number": st.ksef_number,
+            "ksef_invoice_ref": st.reference_number,
+            "ksef_ambiguous": False,
+            "ksef_acquisition_date": st.acquisition_date and st.acquisition_date.replace(tzinfo=None),
+            "ksef_storage_date": st.permanent_storage_date and st.permanent_storage_date.replace(tzinfo=None),
+            "upo_state": "pending",
+            "upo_attempts": 0,
+            "upo_next_try_at": None,
+        }
 
     def _never_received(self, doc, session_status, session_final):
         """True when the session shows the document was not received (so it may be sent again)."""
@@ -311,63 +591,12 @@ class KsefnetSender(models.AbstractModel):
         age = fields.Datetime.now() - (doc.write_date or fields.Datetime.now())
         return session_final or age > RECONCILE_AFTER
 
-    def _apply_status(self, client, session, doc, status: InvoiceStatus):
-        """Record one invoice status; return 1 when the document reached a final state."""
-        outcome = status.outcome
-        if outcome == "processing":
-            return 0
-        if outcome == "accepted":
-            return self._accept(client, session.reference_number, doc, status.ksef_number, status)
-        if outcome == "duplicate":
-            return self._reconcile_duplicate(client, doc, status)
-        if outcome == "rejected":
-            doc._set_state(
-                "failure",
-                code=status.code,
-                message=_("KSeF rejected the invoice: %(msg)s", msg=status.message),
-                reference=status.reference_number,
-            )
-            return 1
-        # cancelled by KSeF (session error, system): not processed, so it can be sent again
-        doc._mark_error(
-            KsefError(
-                _("KSeF cancelled the invoice (%(code)s): %(msg)s", code=status.code, msg=status.message)
-            ),
-            reference=status.reference_number,
-        )
-        return 0
-
-    def _accept(self, client, session_ref, doc, ksef_number, status=None, upo=None):
-        vals = {"ksef_number": ksef_number, "ksef_ambiguous": False}
-        if status is not None:
-            vals["ksef_acquisition_date"] = status.acquisition_date and status.acquisition_date.replace(
-                tzinfo=None
-            )
-            vals["ksef_storage_date"] = (
-                status.permanent_storage_date and status.permanent_storage_date.replace(tzinfo=None)
-            )
-        doc.sudo().with_context(ksefnet_allow_state_write=True).write(vals)
-        try:
-            if upo is None:
-                upo = client.invoice_upo_by_ksef_number(session_ref, ksef_number)
-        except (KsefError, ThrottleDeferred) as exc:
-            # The number is known (and visible to HiperMarket); the UPO is fetched at the next poll.
-            _logger.info("UPO of %s not fetched yet: %s", ksef_number, exc)
-            return 0
-        doc._store_upo(upo)
-        doc._set_state(
-            "sent",
-            code=status.code if status else 200,
-            message=_("KSeF number %(number)s assigned; UPO stored.", number=ksef_number),
-            reference=ksef_number,
-        )
-        return 1
-
     def _reconcile_duplicate(self, client, doc, status):
         """440: KSeF already holds an invoice with this seller, kind and number.
 
         When the original has the same content (our own earlier send whose answer was lost), adopt its
-        KSeF number and UPO; otherwise it is a different invoice with a reused number: a person must act.
+        KSeF number (its UPO is fetched from the original's session); otherwise it is a different invoice
+        with a reused number: a person must act.
         """
         original = status.original_ksef_number
         if original:
@@ -375,17 +604,8 @@ class KsefnetSender(models.AbstractModel):
                 same = sha256_b64(client.get_invoice(original)) == doc.xml_sha256
             except (KsefError, ThrottleDeferred) as exc:
                 _logger.info("cannot compare duplicate %s yet: %s", original, exc)
-                return 0
+                return
             if same:
-                upo = None
-                if status.original_session_reference_number:
-                    try:
-                        upo = client.invoice_upo_by_ksef_number(
-                            status.original_session_reference_number, original
-                        )
-                    except (KsefError, ThrottleDeferred) as exc:
-                        _logger.info("UPO of the original %s not fetched yet: %s", original, exc)
-                        return 0
                 doc._set_state(
                     "processing",
                     code=status.code,
@@ -393,9 +613,11 @@ class KsefnetSender(models.AbstractModel):
                     reference=original,
                     ksef_session_ref=status.original_session_reference_number or doc.ksef_session_ref,
                 )
-                if upo is not None:
-                    return self._accept(client, doc.ksef_session_ref, doc, original, upo=upo)
-                return 0
+                row = self._accepted_row(doc, status)
+                row.update(ksef_number=original, reference=original, code=200,
+                           message=_("KSeF number %(number)s assigned.", number=original))  # fmt: skip
+                self.env["ksefnet.document"]._set_states("sent", {doc.id: row})
+                return
         doc._set_state(
             "failure",
             code=status.code,
@@ -407,4 +629,112 @@ class KsefnetSender(models.AbstractModel):
             ),
             reference=status.reference_number,
         )
-        return 1
+
+    # -- UPOs -----------------------------------------------------------------------------------------------
+    def _upo_domain(self, buffer):
+        return [
+            ("buffer_id", "=", buffer.id),
+            ("state", "=", "sent"),
+            ("upo_state", "=", "pending"),
+            "|",
+            ("upo_next_try_at", "=", False),
+            ("upo_next_try_at", "<=", fields.Datetime.now()),
+        ]
+
+    def _fetch_upos(self, buffer, client, rnd, links, deadline):
+        """Fetch the pending UPOs: pre-signed links first (not rate-limited), per-invoice endpoint last."""
+        Document = self.env["ksefnet.document"]
+        while True:
+            pending = Document.search(self._upo_domain(buffer), order="id", limit=UPO_CHUNK)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                rnd.more_now = True
+                return
+            wanted = {d.id: links.pop(d.id) for d in pending if d.id in links}
+            unlinked = pending - Document.browse(list(wanted))
+            wanted.update(self._relisted_links(buffer, client, rnd, unlinked))
+            got, failed = self._download_links(client, wanted)
+            more, throttled = self._upos_one_by_one(client, rnd, pending - Document.browse(list(got)), failed)
+            got.update(more)
+            Document._store_upos(got)
+            left = pending - Document.browse(list(got))
+            if left:
+                self._upo_later(left, failed, throttled)
+            buffer._commit("upo")
+            if left:
+                return
+
+    def _relisted_links(self, buffer, client, rnd, docs):
+        """UPO links of documents whose session lists them, for sessions with many UPOs missing."""
+        links = {}
+        for ref, group in docs.grouped("ksef_session_ref").items():
+            if len(group) < RELIST_FROM or self._room(client, "sessionInvoiceList") < 1:
+                continue
+            by_number = {d.ksef_number: d.id for d in group}
+            try:
+                for st in OnlineSession(client, reference_number=ref).invoices():
+                    if st.ksef_number in by_number and st.upo_download_url:
+                        links[by_number[st.ksef_number]] = st.upo_download_url
+            except (KsefError, ThrottleDeferred) as exc:
+                _logger.info("UPO links of session %s not listed: %s", ref, exc)
+        return links
+
+    def _download_links(self, client, wanted):
+        """Download pre-signed UPO links in parallel: ({doc id: UPO}, {doc id: problem})."""
+        got, failed = {}, {}
+        if not wanted:
+            return got, failed
+
+        def fetch(item):
+            doc_id, url = item
+            try:
+                return doc_id, client.download_presigned(url, "UPO (pre-signed link)"), None
+            except KsefError as exc:
+                return doc_id, None, exc
+
+        with ThreadPoolExecutor(max_workers=UPO_THREADS) as pool:
+            for doc_id, upo, exc in pool.map(fetch, wanted.items()):
+                if upo is not None:
+                    got[doc_id] = upo
+                else:
+                    failed[doc_id] = exc
+        return got, failed
+
+    def _upos_one_by_one(self, client, rnd, docs, failed):
+        """The per-invoice UPO endpoint (group sessionMisc), keeping a reserve for status polls.
+
+        Returns ({doc id: UPO}, seconds until the group has room again, or None if it was not exhausted)."""
+        got = {}
+        for doc in docs:
+            if self._room(client, "sessionMisc") <= STATUS_RESERVE:
+                wait = max(client.throttle.delay("sessionMisc"), 1.0) if client.throttle else 60.0
+                rnd.wait(
+                    "sessionMisc",
+                    wait,
+                    _(
+                        "UPOs wait for KSeF's limit on session requests (%(count)s left).",
+                        count=len(docs) - len(got),
+                    ),
+                )
+                return got, wait
+            try:
+                got[doc.id] = client.invoice_upo_by_ksef_number(doc.ksef_session_ref, doc.ksef_number)
+            except (KsefError, ThrottleDeferred) as exc:
+                failed[doc.id] = exc
+                outcome = outcomes.classify(exc)
+                if outcome.kind == outcomes.THROTTLED:
+                    rnd.wait("sessionMisc", outcome.delay or 60, describe_ksef_error(self.env, exc))
+                    return got, outcome.delay or 60.0
+        return got, None
+
+    def _upo_later(self, docs, failed, throttled):
+        """UPOs not fetched now: those KSeF refused back off; the others wait for the group's window."""
+        tried = docs.filtered(
+            lambda d: d.id in failed and outcomes.classify(failed[d.id]).kind != outcomes.THROTTLED
+        )
+        if tried:
+            tried._upo_failed(describe_ksef_error(self.env, failed[tried[0].id]))
+        rest = docs - tried
+        if rest and throttled:
+            rest._engine_write({"upo_next_try_at": fields.Datetime.now() + timedelta(seconds=throttled)})

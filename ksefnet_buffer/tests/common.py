@@ -41,6 +41,18 @@ class KsefSimulatorCase(TransactionCase):
 
     def setUp(self):
         super().setUp()
+        # The engines commit after every step; a test's transaction cannot be committed, so the steps are
+        # recorded in order instead (self.commits), where a test can see them. Tests of concurrency and of
+        # the scheduled actions commit for real (test_engine_transactions.py).
+        self.commits = []
+        Buffer = type(self.env["ksefnet.buffer"])
+
+        def record_commit(model, step):
+            model.env.flush_all()
+            self.commits.append(step)
+
+        self.patch(Buffer, "_commit", record_commit)
+        self.patch(Buffer, "_rollback", lambda model: self.commits.append("rollback"))
         # Clients are cached per buffer (with their throttle); each test starts without one.
         self.buffer._forget_clients()
         self.addCleanup(self.buffer._forget_clients)
@@ -119,6 +131,11 @@ class KsefSimulatorCase(TransactionCase):
         resp = requests.post(f"{self.sim.base_url}/_simulator/faults", json=rule, timeout=30)
         resp.raise_for_status()
         self.addCleanup(requests.delete, f"{self.sim.base_url}/_simulator/faults", timeout=30)
+
+    def make_upos_due(self, docs):
+        docs.sudo().with_context(ksefnet_allow_state_write=True).write(
+            {"upo_next_try_at": "2000-01-01 00:00:00"}
+        )
 
     def make_due(self, docs):
         """Pretend the retry delay has passed."""

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from unittest.mock import patch
 
 from lxml import etree
 from odoo import fields
@@ -7,6 +8,7 @@ from odoo.tests import tagged
 
 from ksefnet_core.ids import is_valid_ksef_number
 
+from ..models.ksefnet_sender import STATUS_RESERVE, KsefnetSender
 from .common import KsefSimulatorCase
 
 UPO_NS = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
@@ -43,7 +45,10 @@ class TestSending(KsefSimulatorCase):
             self.assertEqual(doc.ksef_number.split("-")[0], self.nip)
             path = [(e.from_state or False, e.to_state) for e in doc.event_ids.sorted("id")]
             self.assertEqual(path[0], (False, "waiting"))
-            self.assertEqual(path[-1], ("processing", "sent"))
+            transitions = [step for step in path if step[0] != step[1]]
+            self.assertEqual(transitions[-1], ("processing", "sent"), "sent when the KSeF number came")
+            self.assertEqual(doc.upo_state, "stored")
+            self.assertIn("UPO", doc.event_ids.sorted("id")[-1].message, "the UPO is its own, later step")
 
     def test_batch_session_for_large_volumes(self):
         self.buffer.batch_threshold = 5
@@ -111,10 +116,14 @@ class TestSending(KsefSimulatorCase):
         doc = self.submit()
         before = fields.Datetime.now()
         self.send_round()
-        self.assertEqual(doc.state, "error")
+        # Nothing went wrong with the invoice: it keeps waiting, until KSeF's Retry-After has passed, and
+        # the buffer says why and until when.
+        self.assertEqual(doc.state, "waiting")
         wait = doc.next_retry_at - before
         self.assertGreaterEqual(wait, timedelta(seconds=44))
         self.assertLessEqual(wait, timedelta(seconds=50))
+        self.assertIn("limit", self.buffer.engine_note)
+        self.assertGreaterEqual(self.buffer.engine_next_run_at, before + timedelta(seconds=44))
 
     def test_expired_access_token_is_refreshed(self):
         self.send_round()
@@ -175,3 +184,42 @@ class TestSending(KsefSimulatorCase):
         self.assertIn("already had this invoice", " ".join(doc.event_ids.mapped("message")))
         codes = doc.event_ids.mapped("ksef_code")
         self.assertIn(440, codes)
+
+    def test_a_throttled_upo_fetch_does_not_stop_sending(self):
+        """KSeF's production limits are on. UPOs that must come one by one from the per-invoice endpoint
+        (group sessionMisc, 120 a minute) wait for that group's window; sending and polling go on."""
+        first = self.submit(2)
+        # The worker records the KSeF numbers and dies before it fetches the UPOs: their links are lost.
+        with patch.object(KsefnetSender, "_fetch_upos", lambda *args: None):
+            self.send_round()
+        self.assertEqual(set(first.mapped("state")), {"sent"})
+        self.assertEqual(set(first.mapped("upo_state")), {"pending"})
+        # Many UPO fetches used the session-request budget down to the reserve kept for status polls.
+        client = self.buffer._ksef_client()
+        while client.throttle.capacity("sessionMisc") > STATUS_RESERVE:
+            client.session_status(first[0].ksef_session_ref)
+        second = self.submit(2)
+        before = fields.Datetime.now()
+        self.send_round()
+        for doc in second:  # sent, polled, numbered, and their UPOs came from the pre-signed links
+            self.assertSent(doc)
+        self.assertEqual(set(first.mapped("upo_state")), {"pending"}, "still waiting for the window")
+        self.assertTrue(all(d.upo_next_try_at > before for d in first))
+        self.assertIn("UPO", self.buffer.engine_note)
+        self.assertGreater(self.buffer.engine_next_run_at, before)
+        # Once the window has room again, they arrive.
+        client.throttle._sent["sessionMisc"].clear()
+        self.make_upos_due(first)
+        self.send_round()
+        for doc in first:
+            self.assertSent(doc)
+
+    def test_every_step_commits_and_the_ambiguous_mark_comes_before_the_request(self):
+        doc = self.submit()
+        self.send_round()
+        self.assertSent(doc)
+        steps = self.commits
+        self.assertEqual(steps[0], "send_lease", "the lease is committed first")
+        self.assertEqual(steps[-1], "send_release")
+        self.assertLess(steps.index("online_mark"), steps.index("online_received"))
+        self.assertIn("upo", steps)
