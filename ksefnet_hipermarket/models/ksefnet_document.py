@@ -1,8 +1,14 @@
-"""A monotonic change sequence on documents, for HiperMarket's change feed."""
+"""A monotonic change number on HiperMarket's documents, for its change feed."""
+
+import zlib
 
 from odoo import api, fields, models
 
+from .ksefnet_hipermarket_api import SOURCE
+
 SEQUENCE = "ksefnet_hm_change_seq"
+#: the advisory-lock namespace of the change feed (the second key is the buffer id)
+LOCK_NAMESPACE = zlib.crc32(SEQUENCE.encode()) & 0x7FFFFFFF
 
 
 class KsefnetDocument(models.Model):
@@ -17,29 +23,37 @@ class KsefnetDocument(models.Model):
     def init(self):
         # A database sequence: monotonic across transactions and restarts.
         self.env.cr.execute(f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}")
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS ksefnet_document_hm_feed_idx "
+            "ON ksefnet_document (buffer_id, hm_change_seq) WHERE source = 'HiperMarket'"
+        )
 
     def _hm_bump(self):
-        """Give these documents the next change numbers.
+        """Give HiperMarket's documents among these the next change numbers.
 
-        Transactions take their numbers under a transaction-level lock held until commit, so numbers become
-        visible in commit order: a reader that has seen number N has seen
-        every number below N, and the change feed never skips a change that commits late.
+        Only what HiperMarket reads is numbered (its own documents, not purchases). Per buffer, transactions
+        take their numbers under a transaction-level lock on that buffer held until commit, so within a
+        buffer's feed numbers become visible in commit order: a reader that has seen number N has seen every
+        number of that buffer below N, and the feed never skips a change that commits late. Buffers do not
+        wait for each other.
         """
-        if not self:
+        docs = self.filtered(lambda d: d.source == SOURCE)
+        if not docs:
             return
         cr = self.env.cr
-        cr.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SEQUENCE])
-        cr.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [SEQUENCE, len(self)])
+        for buffer_id in sorted(set(docs.buffer_id.ids)):  # one order for every transaction: no deadlock
+            cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, buffer_id])
+        cr.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [SEQUENCE, len(docs)])
         numbers = sorted(row[0] for row in cr.fetchall())
         cr.execute(
-            "UPDATE ksefnet_document AS d SET hm_change_seq = v.seq FROM unnest(%s::int[], %s::int[]) AS v(id, seq) "
-            "WHERE d.id = v.id",
-            [self.ids, numbers],
+            "UPDATE ksefnet_document AS d SET hm_change_seq = v.seq "
+            "FROM unnest(%s::int[], %s::int[]) AS v(id, seq) WHERE d.id = v.id",
+            [docs.ids, numbers],
         )
-        self.invalidate_recordset(["hm_change_seq"])
+        docs.invalidate_recordset(["hm_change_seq"])
 
-    def _set_state(self, new_state, **kwargs):
-        result = super()._set_state(new_state, **kwargs)
+    def _on_engine_change(self):
+        result = super()._on_engine_change()
         self._hm_bump()
         return result
 

@@ -195,7 +195,9 @@ class KsefnetHipermarketApi(models.AbstractModel):
                     "replaced. Issue a correction (KOR) as a new document.",
                     ref=ref,
                     state=existing.state,
-                    number=f", KSeF number {existing.ksef_number}" if existing.ksef_number else "",
+                    number=_(", KSeF number %(number)s", number=existing.ksef_number)
+                    if existing.ksef_number
+                    else "",
                 ),
             )
         if shop and existing.shop_code != shop:

@@ -1,1 +1,1 @@
-from . import test_api, test_i18n
+from . import test_api, test_change_feed, test_i18n
