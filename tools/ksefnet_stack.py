@@ -66,13 +66,17 @@ def stop(proc: subprocess.Popen | None) -> None:
 class Simulator:
     """``python -m ksefnet_core.simulator`` on a free loopback port."""
 
-    def __init__(self, *, rate_limits: bool = True, state: str | None = None) -> None:
+    def __init__(
+        self, *, rate_limits: bool = True, state: str | None = None, processing_delay: float = 0.0
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api_base = self.base_url + "/v2"
         command = [sys.executable, "-m", "ksefnet_core.simulator", "--port", str(self.port)]
         if not rate_limits:
             command.append("--no-rate-limits")
+        if processing_delay:
+            command += ["--processing-delay", str(processing_delay)]
         if state:
             command += ["--state", state]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -109,6 +113,7 @@ class Odoo:
             f"--logfile={self.log}",
         ]
         self.proc: subprocess.Popen | None = None
+        self.procs: list[subprocess.Popen] = []
         self.url = ""
         init = [*self.bin, *self.options, "-i", modules, "--stop-after-init", "--http-port=0"]
         if not demo:
@@ -146,20 +151,34 @@ class Odoo:
             odoo.modules.registry.Registry.delete(self.db)
             odoo.sql_db.close_all()
 
-    def serve(self, port: int | None = None, interface: str = "127.0.0.1") -> str:
+    def serve(
+        self,
+        port: int | None = None,
+        interface: str = "127.0.0.1",
+        *,
+        workers: int = 0,
+        cron_threads: int = 1,
+    ) -> str:
+        """Start an Odoo server on this database (call again for another "host" on the same database);
+        ``workers`` > 0 is Odoo's multi-process mode. Returns its URL (the first one stays in ``url``)."""
         port = port or free_port()
+        options = [f"--http-port={port}", f"--http-interface={interface}", f"--max-cron-threads={cron_threads}",
+                   f"--workers={workers}", f"--gevent-port={free_port()}", f"--db-filter=^{self.db}$"]  # fmt: skip
         # Odoo logs to its log file; its standard error (e.g. a thread's complaint at shutdown) goes beside it.
-        self.proc = subprocess.Popen(
-            [*self.bin, *self.options, f"--http-port={port}", f"--http-interface={interface}",
-             "--max-cron-threads=1", f"--db-filter=^{self.db}$"],
+        proc = subprocess.Popen(
+            [*self.bin, *self.options, *options],
             stderr=open(self.log.with_suffix(".stderr"), "ab"),  # noqa: SIM115 - owned by the process
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{port}"
-        wait_http(f"{self.url}/web/health", self.proc)
-        return self.url
+        )
+        self.procs.append(proc)
+        self.proc = self.proc or proc
+        url = f"http://127.0.0.1:{port}"
+        self.url = self.url or url
+        wait_http(f"{url}/web/health", proc)
+        return url
 
     def drop(self) -> None:
-        stop(self.proc)
+        for proc in self.procs:
+            stop(proc)
         self.drop_named(self.db)
 
     @staticmethod
