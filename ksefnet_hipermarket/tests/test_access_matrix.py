@@ -5,6 +5,7 @@ comes back), ``access`` (AccessError, fault 4) or ``refused`` (a clear UserError
 """
 
 import base64
+import json
 import xmlrpc.client
 from datetime import timedelta
 
@@ -226,3 +227,23 @@ class TestAccessMatrix(PermissionsSetup, DocumentsCase, HttpCase):
         self.assertIn(self.url_open(f"/web/content/{xml_b}").status_code, (403, 404))
         self.authenticate("czytelnik", "czytelnik")
         self.assertIn(self.url_open(f"/web/content/{xml_a}").status_code, (403, 404))
+
+    def test_json_rpc_holds_the_same_rules(self):
+        def jsonrpc(login, model, method, *args, **kwargs):
+            payload = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+                "service": "object", "method": "execute_kw",
+                "args": [self.env.cr.dbname, self.users[login].id, self.keys[login], model, method, list(args), kwargs],
+            }}  # fmt: skip
+            answer = self.url_open(
+                "/jsonrpc", data=json.dumps(payload), headers={"Content-Type": "application/json"}
+            )
+            return answer.json()
+
+        every = [self.doc_a.id, self.doc_b.id, self.doc_energy.id, self.doc_other.id]
+        events = jsonrpc("sklep_a", "ksefnet.document.event", "search_read", [["document_id", "in", every]],
+                         fields=["document_id"])  # fmt: skip
+        self.assertEqual({r["document_id"][0] for r in events["result"]}, {self.doc_a.id})
+        denied = jsonrpc("sklep_a", "ksefnet.document", "write", [self.doc_a.id], {"ksef_number": "X"})
+        self.assertEqual(denied["error"]["data"]["name"], "odoo.exceptions.AccessError")
+        denied = jsonrpc("hm", "res.users", "search_read", [], fields=["login"])
+        self.assertEqual([r["login"] for r in denied["result"]], ["hm"])
