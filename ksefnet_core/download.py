@@ -172,6 +172,7 @@ def wait_for_export(
             f"export {reference_number} ended with {code}: {status_text(st)}",
             status_code=code,
             reference_number=reference_number,
+            ksef_text=status_text(st),
         ),
         timeout=timeout,
         poll_interval=poll_interval,
