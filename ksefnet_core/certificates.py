@@ -166,7 +166,9 @@ def _load_key(data: bytes, password: bytes | None) -> PrivateKey:
         else:
             return _check_key(key)
     if wrong_password:
-        raise CredentialError("the private key cannot be decrypted: wrong or missing password", "key-password")
+        raise CredentialError(
+            "the private key cannot be decrypted: wrong or missing password", "key-password"
+        )
     raise CredentialError("no private key found (expected PEM or DER)", "no-key")
 
 

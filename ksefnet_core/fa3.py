@@ -234,7 +234,9 @@ def precheck(data: bytes, *, max_size: int = MAX_SIZE_WITH_ATTACHMENT) -> list[V
     if data.startswith(b"\xef\xbb\xbf"):
         issues.append(
             ValidationIssue(
-                "bom", "The file starts with a byte order mark (BOM); UTF-8 without BOM is required", key="bom"
+                "bom",
+                "The file starts with a byte order mark (BOM); UTF-8 without BOM is required",
+                key="bom",
             )
         )
         data = data[3:]
@@ -446,7 +448,9 @@ def parse(data: bytes) -> Invoice:
         raise InvoiceValidationError(
             [
                 ValidationIssue(
-                    "form", "FA_RR (1) invoices (VAT RR, farmers) are not supported by this reader", key="fa-rr"
+                    "form",
+                    "FA_RR (1) invoices (VAT RR, farmers) are not supported by this reader",
+                    key="fa-rr",
                 )
             ]
         )

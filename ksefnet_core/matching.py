@@ -184,7 +184,9 @@ def check_addressed_to(
         if accepted:
             result = VALID
             found.add(
-                "third-party", f"the company is a third party with role {accepted[0].role}", role=accepted[0].role
+                "third-party",
+                f"the company is a third party with role {accepted[0].role}",
+                role=accepted[0].role,
             )
             if invoice.buyer.nip:
                 found.add("buyer-nip", f"buyer NIP is {invoice.buyer.nip}", nip=invoice.buyer.nip)

@@ -5,6 +5,9 @@ from odoo.exceptions import UserError
 
 from ksefnet_core.certificates import CertificateKind, CredentialError, load_credential
 
+from ..models.ksefnet_errors import credential_reason
+from ..models.ksefnet_message import render
+
 KIND_TO_FIELD = {
     CertificateKind.COMPANY_SEAL: "company_seal",
     CertificateKind.PERSONAL_NIP: "personal",
@@ -102,7 +105,8 @@ class KsefnetCredentialsWizard(models.TransientModel):
             try:
                 credential = load_credential(data, password, key_data=key)
             except CredentialError as exc:
-                raise UserError(_("The certificate cannot be used: %(reason)s", reason=str(exc))) from None
+                reason = render(self.env, credential_reason(exc))
+                raise UserError(_("The certificate cannot be used: %(reason)s.", reason=reason)) from None
             if (
                 credential.kind == CertificateKind.OTHER
                 and self.subject_identifier_type != "certificateFingerprint"
