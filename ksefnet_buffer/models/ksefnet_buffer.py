@@ -123,7 +123,7 @@ class KsefnetBuffer(models.Model):
     last_connection_at = fields.Datetime(readonly=True, copy=False)
     last_connection_result = message_field("last_connection_result", "Last Connection Result")
     last_connection_result_source = source_field("Last Connection Result (as written)")
-    last_connection_result_template = template_field()
+    last_connection_result_template = template_field("Last Connection Result (template)")
 
     # -- sending ------------------------------------------------------------------------------------------
     send_enabled = fields.Boolean("Send sales invoices", default=True)
@@ -174,7 +174,7 @@ class KsefnetBuffer(models.Model):
         "engine_note", "Sending status", help="What the sending engine did last and what it waits for."
     )
     engine_note_source = source_field("Sending status (as written)")
-    engine_note_template = template_field()
+    engine_note_template = template_field("Sending status (template)")
     engine_next_run_at = fields.Datetime("Next sending step", readonly=True, copy=False, index=True)
     engine_last_run_at = fields.Datetime("Last sending step", readonly=True, copy=False)
     send_lease_until = fields.Datetime(

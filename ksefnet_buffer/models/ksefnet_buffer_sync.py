@@ -28,16 +28,16 @@ class KsefnetBufferSync(models.Model):
     last_success_at = fields.Datetime(readonly=True)
     last_result = message_field("last_result", "Last Result", fields.Char)
     last_result_source = source_field("Last Result (as written)", fields.Char)
-    last_result_template = template_field()
+    last_result_template = template_field("Last Result (template)")
     last_error = message_field("last_error", "Last Error")
     last_error_source = source_field("Last Error (as written)")
-    last_error_template = template_field()
+    last_error_template = template_field("Last Error (template)")
     downloaded_count = fields.Integer("Downloaded in total", readonly=True)
     running = fields.Boolean(readonly=True)
     progress_done = fields.Integer(readonly=True)
     progress_note = message_field("progress_note", "Progress Note", fields.Char)
     progress_note_source = source_field("Progress Note (as written)", fields.Char)
-    progress_note_template = template_field()
+    progress_note_template = template_field("Progress Note (template)")
 
     _sql_constraints = [
         (

@@ -271,11 +271,11 @@ class KsefnetDocument(models.Model):
     upo_next_try_at = fields.Datetime("Next UPO attempt", readonly=True, copy=False)
     upo_last_error = message_field("upo_last_error", "Last UPO problem")
     upo_last_error_source = source_field("Last UPO problem (as written)")
-    upo_last_error_template = template_field()
+    upo_last_error_template = template_field("Last UPO problem (template)")
     last_code = fields.Integer("Last KSeF code", readonly=True, copy=False)
     last_message = message_field("last_message", "Last Message")
     last_message_source = source_field("Last Message (as written)")
-    last_message_template = template_field()
+    last_message_template = template_field("Last Message (template)")
     retry_count = fields.Integer(readonly=True, copy=False)
     next_retry_at = fields.Datetime(readonly=True, copy=False, index=True)
     needs_attention = fields.Boolean(

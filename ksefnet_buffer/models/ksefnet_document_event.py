@@ -26,7 +26,7 @@ class KsefnetDocumentEvent(models.Model):
     ksef_code = fields.Integer("KSeF code", readonly=True)
     message = message_field("message", "Message")
     message_source = source_field("Message (as written)")
-    message_template = template_field()
+    message_template = template_field("Message (template)")
     reference = fields.Char(
         readonly=True, index="trigram", help="KSeF session, invoice or KSeF number reference."
     )

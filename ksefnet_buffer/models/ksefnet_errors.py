@@ -55,114 +55,112 @@ def credential_reason(exc):
 
 #: FA(3) validation issues (ValidationIssue.key)
 ISSUE_TEXTS = {
-    "empty": _lt("The invoice file is empty."),
-    "size": _lt("The invoice file has %(size)s bytes; the limit is %(limit)s bytes."),
-    "size-without-attachment": _lt(
-        "The invoice file has %(size)s bytes; the limit for an invoice without attachments is %(limit)s bytes."
+    "empty": _lt("The invoice file is empty"),
+    "size": _lt("The invoice file has %(size)s bytes; the limit is %(limit)s bytes"),
+    "size-without-attachment": _lt("The invoice file has %(size)s bytes; the limit for an invoice without attachments is %(limit)s bytes"
     ),
-    "bom": _lt("The file starts with a byte order mark (BOM); UTF-8 without BOM is required."),
-    "encoding": _lt("The file is not valid UTF-8."),
-    "declared-encoding": _lt("The XML declaration names the encoding %(encoding)s; only UTF-8 is allowed."),
-    "control-char": _lt("The character %(char)s is not allowed."),
-    "not-well-formed": _lt("The file is not well-formed XML."),
-    "doctype": _lt("DOCTYPE declarations are not allowed (no DTD, no entities, no external references)."),
-    "processing-instruction": _lt("The processing instruction <?%(target)s ...?> is not allowed."),
-    "not-an-invoice": _lt(
-        "This is not a KSeF invoice: the root element is %(root)s in the namespace %(namespace)s."
+    "bom": _lt("The file starts with a byte order mark (BOM); UTF-8 without BOM is required"),
+    "encoding": _lt("The file is not valid UTF-8"),
+    "declared-encoding": _lt("The XML declaration names the encoding %(encoding)s; only UTF-8 is allowed"),
+    "control-char": _lt("The character %(char)s is not allowed"),
+    "not-well-formed": _lt("The file is not well-formed XML"),
+    "doctype": _lt("DOCTYPE declarations are not allowed (no DTD, no entities, no external references)"),
+    "processing-instruction": _lt("The processing instruction <?%(target)s ...?> is not allowed"),
+    "not-an-invoice": _lt("This is not a KSeF invoice: the root element is %(root)s in the namespace %(namespace)s"
     ),
-    "form-not-accepted": _lt("The form %(form)s is not accepted here; FA (3) is required."),
-    "fa-rr": _lt("FA_RR (1) invoices (VAT RR, farmers) are not supported."),
-    "no-fa": _lt("The invoice has no Fa section with an issue date (P_1) and number (P_2)."),
-    "issue-date": _lt("The issue date (P_1) %(date)s is later than today (%(today)s)."),
-    "nip-checksum": _lt("%(party)s: the NIP %(nip)s has a wrong check digit."),
+    "form-not-accepted": _lt("The form %(form)s is not accepted here; FA (3) is required"),
+    "fa-rr": _lt("FA_RR (1) invoices (VAT RR, farmers) are not supported"),
+    "no-fa": _lt("The invoice has no Fa section with an issue date (P_1) and number (P_2)"),
+    "issue-date": _lt("The issue date (P_1) %(date)s is later than today (%(today)s)"),
+    "nip-checksum": _lt("%(party)s: the NIP %(nip)s has a wrong check digit"),
 }
-ISSUE_UNKNOWN = _lt("The invoice file does not meet KSeF's requirements (%(code)s).")
+ISSUE_UNKNOWN = _lt("The invoice file does not meet KSeF's requirements (%(code)s)")
 
 #: libxml2's schema validation messages (English, from the XSD validator), by pattern
 _E = r"Element '(?P<element>[^']+)'(?:, attribute '(?P<attribute>[^']+)')?: "
 SCHEMA_PATTERNS = [
     (
         _E + r"This element is not expected\. Expected is (?:one of )?\( (?P<expected>.+) \)\.?$",
-        _lt("The element %(element)s is not expected here; expected: %(expected)s."),
+        _lt("The element %(element)s is not expected here; expected: %(expected)s"),
     ),
-    (_E + r"This element is not expected\.?$", _lt("The element %(element)s is not expected here.")),
+    (_E + r"This element is not expected\.?$", _lt("The element %(element)s is not expected here")),
     (
         _E + r"Missing child element\(s\)\. Expected is (?:one of )?\( (?P<expected>.+) \)\.?$",
-        _lt("The element %(element)s lacks required elements; expected: %(expected)s."),
+        _lt("The element %(element)s lacks required elements; expected: %(expected)s"),
     ),
     (
         _E
         + r"\[facet 'pattern'\] The value '(?P<value>.*)' is not accepted by the pattern '(?P<pattern>.*)'\.?$",
-        _lt("%(element)s: the value '%(value)s' does not have the required format (%(pattern)s)."),
+        _lt("%(element)s: the value '%(value)s' does not have the required format (%(pattern)s)"),
     ),
     (
         _E
         + r"\[facet 'enumeration'\] The value '(?P<value>.*)' is not an element of the set \{(?P<set>.*)\}\.?$",
-        _lt("%(element)s: the value '%(value)s' is not one of the allowed values (%(set)s)."),
+        _lt("%(element)s: the value '%(value)s' is not one of the allowed values (%(set)s)"),
     ),
     (
         _E
         + r"\[facet 'maxLength'\] The value '(?P<value>.*)' has a length of '(?P<length>\d+)'; this exceeds "
         r"the allowed maximum length of '(?P<limit>\d+)'\.?$",
-        _lt("%(element)s: the value has %(length)s characters; at most %(limit)s are allowed."),
+        _lt("%(element)s: the value has %(length)s characters; at most %(limit)s are allowed"),
     ),
     (
         _E
         + r"\[facet 'minLength'\] The value '(?P<value>.*)' has a length of '(?P<length>\d+)'; this underruns "
         r"the allowed minimum length of '(?P<limit>\d+)'\.?$",
-        _lt("%(element)s: the value has %(length)s characters; at least %(limit)s are required."),
+        _lt("%(element)s: the value has %(length)s characters; at least %(limit)s are required"),
     ),
     (
         _E + r"\[facet 'length'\] The value '(?P<value>.*)' has a length of '(?P<length>\d+)'; this differs "
         r"from the allowed length of '(?P<limit>\d+)'\.?$",
-        _lt("%(element)s: the value has %(length)s characters; exactly %(limit)s are required."),
+        _lt("%(element)s: the value has %(length)s characters; exactly %(limit)s are required"),
     ),
     (
         _E
         + r"\[facet '(?:minInclusive|minExclusive)'\] The value '(?P<value>.*)' (?:is less than the minimum "
         r"value allowed \('(?P<limit>.*)'\)|must be greater than '(?P<limit2>.*)')\.?$",
-        _lt("%(element)s: the value %(value)s is below the allowed minimum."),
+        _lt("%(element)s: the value %(value)s is below the allowed minimum"),
     ),
     (
         _E + r"\[facet '(?:maxInclusive|maxExclusive)'\] The value '(?P<value>.*)' (?:is greater than the "
         r"maximum value allowed \('(?P<limit>.*)'\)|must be less than '(?P<limit2>.*)')\.?$",
-        _lt("%(element)s: the value %(value)s is above the allowed maximum."),
+        _lt("%(element)s: the value %(value)s is above the allowed maximum"),
     ),
     (
         _E + r"\[facet 'totalDigits'\] The value '(?P<value>.*)' has more digits than are allowed "
         r"\('(?P<limit>\d+)'\)\.?$",
-        _lt("%(element)s: the value %(value)s has more than %(limit)s digits."),
+        _lt("%(element)s: the value %(value)s has more than %(limit)s digits"),
     ),
     (
         _E + r"\[facet 'fractionDigits'\] The value '(?P<value>.*)' has more fractional digits than are "
         r"allowed \('(?P<limit>\d+)'\)\.?$",
-        _lt("%(element)s: the value %(value)s has more than %(limit)s decimal places."),
+        _lt("%(element)s: the value %(value)s has more than %(limit)s decimal places"),
     ),
     (
         _E
         + r"'(?P<value>.*)' is not a valid value of the (?:local )?(?:atomic|union|list) type(?: '(?P<type>.*)')?\.?$",
-        _lt("%(element)s: '%(value)s' is not a valid value for this element."),
+        _lt("%(element)s: '%(value)s' is not a valid value for this element"),
     ),
     (
         _E + r"The attribute '(?P<name>[^']+)' is not allowed\.?$",
-        _lt("%(element)s: the attribute %(name)s is not allowed."),
+        _lt("%(element)s: the attribute %(name)s is not allowed"),
     ),
     (
         _E + r"The attribute '(?P<name>[^']+)' is required but missing\.?$",
-        _lt("%(element)s: the required attribute %(name)s is missing."),
+        _lt("%(element)s: the required attribute %(name)s is missing"),
     ),
     (
         _E + r"Character content other than whitespace is not allowed.*$",
-        _lt("%(element)s: text is not allowed in this element, only other elements."),
+        _lt("%(element)s: text is not allowed in this element, only other elements"),
     ),
     (
         _E + r"No matching global declaration available for the validation root\.?$",
-        _lt("%(element)s: this root element is not part of the FA (3) schema."),
+        _lt("%(element)s: this root element is not part of the FA (3) schema"),
     ),
 ]
 SCHEMA_PATTERNS = [(re.compile(pattern, re.S), template) for pattern, template in SCHEMA_PATTERNS]
-SCHEMA_UNKNOWN = _lt("The element %(element)s does not match the FA (3) schema.")
-SCHEMA_UNKNOWN_PLACE = _lt("The invoice does not match the FA (3) schema.")
+SCHEMA_UNKNOWN = _lt("The element %(element)s does not match the FA (3) schema")
+SCHEMA_UNKNOWN_PLACE = _lt("The invoice does not match the FA (3) schema")
 WHERE_LINE = _lt("%(text)s (line %(line)s)")
 WHERE_PATH = _lt("%(text)s (%(path)s)")
 WHERE_LINE_PATH = _lt("%(text)s (line %(line)s, %(path)s)")

@@ -151,8 +151,8 @@ def source_field(string=None, field_type=fields.Text, **kw):
     return field_type(string, readonly=True, copy=False, **kw)
 
 
-def template_field(**kw):
-    return fields.Json(readonly=True, copy=False, **kw)
+def template_field(string=None, **kw):
+    return fields.Json(string, readonly=True, copy=False, **kw)
 
 
 class KsefnetMessageMixin(models.AbstractModel):

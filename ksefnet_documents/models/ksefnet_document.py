@@ -51,11 +51,11 @@ class KsefnetDocument(models.Model):
     validity = fields.Selection(VALIDITY, readonly=True, index=True)
     validity_reasons = message_field("validity_reasons", "Validity reasons")
     validity_reasons_source = source_field("Validity reasons (as written)")
-    validity_reasons_template = template_field()
+    validity_reasons_template = template_field("Validity reasons (template)")
     rule_ids = fields.Many2many("ksefnet.classification.rule", string="Matched rules", readonly=True)
     classification_note = message_field("classification_note", "Why")
     classification_note_source = source_field("Why (as written)")
-    classification_note_template = template_field()
+    classification_note_template = template_field("Why (template)")
     classified_at = fields.Datetime(readonly=True)
 
     def _on_arrival(self):
