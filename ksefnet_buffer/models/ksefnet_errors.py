@@ -57,7 +57,8 @@ def credential_reason(exc):
 ISSUE_TEXTS = {
     "empty": _lt("The invoice file is empty"),
     "size": _lt("The invoice file has %(size)s bytes; the limit is %(limit)s bytes"),
-    "size-without-attachment": _lt("The invoice file has %(size)s bytes; the limit for an invoice without attachments is %(limit)s bytes"
+    "size-without-attachment": _lt(
+        "The invoice file has %(size)s bytes; the limit for an invoice without attachments is %(limit)s bytes"
     ),
     "bom": _lt("The file starts with a byte order mark (BOM); UTF-8 without BOM is required"),
     "encoding": _lt("The file is not valid UTF-8"),
@@ -66,7 +67,8 @@ ISSUE_TEXTS = {
     "not-well-formed": _lt("The file is not well-formed XML"),
     "doctype": _lt("DOCTYPE declarations are not allowed (no DTD, no entities, no external references)"),
     "processing-instruction": _lt("The processing instruction <?%(target)s ...?> is not allowed"),
-    "not-an-invoice": _lt("This is not a KSeF invoice: the root element is %(root)s in the namespace %(namespace)s"
+    "not-an-invoice": _lt(
+        "This is not a KSeF invoice: the root element is %(root)s in the namespace %(namespace)s"
     ),
     "form-not-accepted": _lt("The form %(form)s is not accepted here; FA (3) is required"),
     "fa-rr": _lt("FA_RR (1) invoices (VAT RR, farmers) are not supported"),
