@@ -210,7 +210,7 @@ INVOICE_MORE = _lt("... and %(n)s more problems.")
 def invoice_issues_part(exc, limit=20):
     """An InvoiceValidationError as lines: the heading, then each problem (at most ``limit``)."""
     lines = [INVOICE_INVALID]
-    lines += [Join(" ", [f"- [{i.code}]", issue_part(i)]) for i in exc.issues[:limit]]
+    lines += [Join("", ["- ", issue_part(i)]) for i in exc.issues[:limit]]
     if len(exc.issues) > limit:
         lines.append(_with(INVOICE_MORE, {"n": len(exc.issues) - limit}))
     return Join("\n", lines)
