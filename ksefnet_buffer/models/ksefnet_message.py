@@ -74,9 +74,15 @@ def dump(part):
     return str(part)
 
 
+def reader_lang(env):
+    """The language a reader reads in: the context's (the web client sends the user's), else the user's own
+    (an RPC call that sends no context), as Odoo's ``_()`` does."""
+    return env.lang or env.user.lang or "en_US"
+
+
 def render(env, part, lang=None):
-    """``part`` (a message part or its JSON form) as text in ``lang`` (default: the environment's language)."""
-    lang = lang or env.lang or "en_US"
+    """``part`` (a message part or its JSON form) as text in ``lang`` (default: the reader's language)."""
+    lang = lang or reader_lang(env)
     if env.lang != lang:
         env = env(context=dict(env.context, lang=lang))
     return _text(env, dump(part), lang)
@@ -170,9 +176,9 @@ class KsefnetMessageMixin(models.AbstractModel):
         return [name for name, f in self._fields.items() if f.compute == "_compute_ksefnet_messages"]
 
     @api.depends(lambda self: [f"{n}_{s}" for n in self._ksefnet_messages() for s in ("source", "template")])
-    @api.depends_context("lang")
+    @api.depends_context("lang", "uid")
     def _compute_ksefnet_messages(self):
-        lang = self.env.lang or "en_US"
+        lang = reader_lang(self.env)
         names = self._ksefnet_messages()
         for record in self:
             for name in names:

@@ -427,6 +427,11 @@ class TestEngineMessagesReadInPolish(KsefSimulatorCase):
         self.assertEqual(as_polish.message, f"Nadano numer KSeF {number}.")
         self.assertEqual(as_english.message, f"KSeF number {number} assigned.")
         self.assertEqual(as_polish.read(["message"])[0]["message"], f"Nadano numer KSeF {number}.")
+        # an RPC call that sends no context: Odoo's _() and these fields use the user's own language
+        self.assertEqual(
+            event.with_user(self.polish_reader).with_context({}).message, f"Nadano numer KSeF {number}."
+        )
+        self.assertEqual(event.with_user(self.english_reader).with_context({}).message, event.message_source)
         exported = as_reader(doc, self.polish_reader).export_data(["event_ids/message"])["datas"]
         self.assertIn([f"Nadano numer KSeF {number}."], exported)
         self.assertIn(
