@@ -50,6 +50,7 @@ _lt = LazyTranslate("ksefnet_buffer")
 
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
+CODE = re.compile(r"\S*\d\S*")
 #: words a Polish message may share with the English ones: names, codes, abbreviations, and words both
 #: languages have (Polish "a", "i", "to", "do", "no", "on", "go", "element", "limit", "problem", "token"...)
 ALLOWED = {
@@ -90,8 +91,9 @@ def msgids(data):
 
 
 def english_left(text, words):
-    """The English words of ``words`` in ``text`` (lower case, sorted)."""
-    return sorted({w.lower() for w in WORD.findall(text or "")} & words)
+    """The English words of ``words`` in ``text`` (lower case, sorted); tokens with digits (numbers, KSeF and
+    reference numbers, element names such as P_13_1) are codes, not words."""
+    return sorted({w.lower() for w in WORD.findall(CODE.sub(" ", text or ""))} & words)
 
 
 def every_core_exception():
