@@ -144,32 +144,39 @@ class KsefnetDocument(models.Model):
     )
     company_id = fields.Many2one(related="buffer_id.company_id", store=True, index=True)
     direction = fields.Selection(
-        [("sales", "Sales"), ("purchase", "Purchase")], required=True, index=True, default="sales"
+        [("sales", "Sales"), ("purchase", "Purchase")],
+        "Direction",
+        required=True,
+        index=True,
+        default="sales",
     )
     origin = fields.Selection(
         [("submitted", "Submitted to the buffer"), ("downloaded", "Downloaded from KSeF")],
+        "Origin",
         required=True,
         default="submitted",
     )
     own_issued = fields.Boolean(
-        compute="_compute_own_issued", store=True, help="The buffer's own NIP is the seller."
+        "Own-issued", compute="_compute_own_issued", store=True, help="The buffer's own NIP is the seller."
     )
-    state = fields.Selection(STATES, required=True, readonly=True, index=True, copy=False)
+    state = fields.Selection(STATES, "Status", required=True, readonly=True, index=True, copy=False)
     active = fields.Boolean(default=True, help="Archived documents are kept, only hidden from the lists.")
 
     # the invoice itself
     xml_attachment_id = fields.Many2one("ir.attachment", string="Invoice XML", readonly=True, copy=False)
     xml_sha256 = fields.Char("XML SHA-256 (Base64)", readonly=True, index=True, copy=False)
-    xml_size = fields.Integer(readonly=True)
-    form_code = fields.Char(readonly=True)
-    invoice_kind = fields.Selection(INVOICE_KINDS, readonly=True)
-    invoice_number = fields.Char(readonly=True, index="trigram")
-    issue_date = fields.Date(readonly=True)
+    xml_size = fields.Integer("XML size (bytes)", readonly=True)
+    form_code = fields.Char("Form", readonly=True)
+    invoice_kind = fields.Selection(INVOICE_KINDS, "Invoice kind", readonly=True)
+    invoice_number = fields.Char("Invoice number", readonly=True, index="trigram")
+    issue_date = fields.Date("Issue date", readonly=True)
     seller_nip = fields.Char("Seller NIP", readonly=True, index=True)
-    seller_name = fields.Char(readonly=True)
+    seller_name = fields.Char("Seller", readonly=True)
     buyer_nip = fields.Char("Buyer NIP", readonly=True, index=True)
-    buyer_identifier = fields.Char(readonly=True, help="Buyer identifier other than a Polish NIP.")
-    buyer_name = fields.Char(readonly=True)
+    buyer_identifier = fields.Char(
+        "Buyer identifier", readonly=True, help="Buyer identifier other than a Polish NIP."
+    )
+    buyer_name = fields.Char("Buyer", readonly=True)
     currency_code = fields.Char("Currency", readonly=True, size=3)
     amount_net = fields.Float("Net", readonly=True, digits=(16, 2))
     amount_vat = fields.Float("VAT", readonly=True, digits=(16, 2))
@@ -182,7 +189,7 @@ class KsefnetDocument(models.Model):
     ksef_acquisition_date = fields.Datetime("KSeF number assigned on", readonly=True, copy=False)
     ksef_storage_date = fields.Datetime("Stored in KSeF on", readonly=True, copy=False)
     ksef_send_mode = fields.Selection(
-        [("online", "Online session"), ("batch", "Batch session")], readonly=True
+        [("online", "Online session"), ("batch", "Batch session")], "Sending mode", readonly=True
     )
     ksef_ambiguous = fields.Boolean(
         "Awaiting reconciliation",
@@ -205,17 +212,22 @@ class KsefnetDocument(models.Model):
     upo_next_try_at = fields.Datetime("Next UPO attempt", readonly=True, copy=False)
     upo_last_error = fields.Text("Last UPO problem", readonly=True, copy=False)
     last_code = fields.Integer("Last KSeF code", readonly=True, copy=False)
-    last_message = fields.Text(readonly=True, copy=False)
-    retry_count = fields.Integer(readonly=True, copy=False)
-    next_retry_at = fields.Datetime(readonly=True, copy=False, index=True)
+    last_message = fields.Text("Last message", readonly=True, copy=False)
+    retry_count = fields.Integer("Automatic retries so far", readonly=True, copy=False)
+    next_retry_at = fields.Datetime("Next automatic retry", readonly=True, copy=False, index=True)
     needs_attention = fields.Boolean(
-        readonly=True, copy=False, help="Automatic retries are exhausted: a person should look at it."
+        "Needs attention",
+        readonly=True,
+        copy=False,
+        help="Automatic retries are exhausted: a person should look at it.",
     )
 
     # where it came from
     external_ref = fields.Char("External reference", readonly=True, index="trigram", copy=False)
-    source = fields.Char(readonly=True, help="The system that submitted the invoice, e.g. HiperMarket.")
-    shop_code = fields.Char(readonly=True, index=True)
+    source = fields.Char(
+        "Source", readonly=True, help="The system that submitted the invoice, e.g. HiperMarket."
+    )
+    shop_code = fields.Char("Shop code", readonly=True, index=True)
 
     event_ids = fields.One2many("ksefnet.document.event", "document_id", string="History", readonly=True)
 
@@ -625,6 +637,19 @@ class KsefnetDocument(models.Model):
             )
         self.env["ksefnet.sender"]._trigger()
         return True
+
+    def action_open_correction(self):
+        """The form to upload the corrected XML of a rejected invoice."""
+        self.ensure_one()
+        self.check_access("write")
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Corrected invoice"),
+            "res_model": "ksefnet.correction.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_document_id": self.id},
+        }
 
     def action_download_upo(self):
         self.ensure_one()

@@ -78,14 +78,16 @@ class KsefSimulatorCase(TransactionCase):
         return resp.json()["token"]
 
     @classmethod
-    def set_token(cls, buffer, token):
+    def set_token(cls, buffer, token, verify=True):
         wizard = cls.env["ksefnet.credentials.wizard"].create(
-            {"buffer_id": buffer.id, "method": "token", "ksef_token": token}
+            {"buffer_id": buffer.id, "method": "token", "ksef_token": token, "verify": verify}
         )
         wizard.action_save()
 
     @classmethod
-    def set_certificate(cls, buffer, pkcs12, password, subject_identifier_type="certificateSubject"):
+    def set_certificate(
+        cls, buffer, pkcs12, password, subject_identifier_type="certificateSubject", verify=True
+    ):
         wizard = cls.env["ksefnet.credentials.wizard"].create(
             {
                 "buffer_id": buffer.id,
@@ -93,6 +95,7 @@ class KsefSimulatorCase(TransactionCase):
                 "certificate_file": base64.b64encode(pkcs12),
                 "certificate_password": password,
                 "subject_identifier_type": subject_identifier_type,
+                "verify": verify,
             }
         )
         wizard.action_save()

@@ -1,1 +1,1 @@
-from . import test_classification, test_i18n, test_permissions
+from . import test_classification, test_i18n, test_permissions, test_user_screens
