@@ -20,6 +20,9 @@
         "wizards/ksefnet_correction_wizard_views.xml",
         "views/ksefnet_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["ksefnet_buffer/static/tests/**/*"],
+    },
     "application": True,
     "installable": True,
 }
