@@ -1,1 +1,9 @@
-from . import test_buffer, test_download, test_engine_transactions, test_i18n, test_security, test_sending
+from . import (
+    test_buffer,
+    test_download,
+    test_engine_transactions,
+    test_i18n,
+    test_readable,
+    test_security,
+    test_sending,
+)
