@@ -854,28 +854,17 @@ def _settlement(invoice: fa3.Invoice, fa: El) -> Html | None:
         return None
     cur = invoice.currency
 
-    def entries(name: str) -> list[Sequence[Cell]]:
-        return [
+    def entries(title: str, name: str, reason: str) -> Html | None:
+        rows: list[Sequence[Cell]] = [
             [(_text(e, "Powod"), False), (_money(_text(e, "Kwota"), cur), True)] for e in _findall(el, name)
         ]
+        return tag("div", tag("div", title, s="h3"), _table([reason, "Kwota"], rows)) if rows else None
 
     return _section(
         "Rozliczenie",
         _columns(
-            tag(
-                "div",
-                tag("div", "Obciążenia", s="h3"),
-                _table(["Powód obciążenia", "Kwota"], entries("Obciazenia")),
-            )
-            if _findall(el, "Obciazenia")
-            else None,
-            tag(
-                "div",
-                tag("div", "Odliczenia", s="h3"),
-                _table(["Powód odliczenia", "Kwota"], entries("Odliczenia")),
-            )
-            if _findall(el, "Odliczenia")
-            else None,
+            entries("Obciążenia", "Obciazenia", "Powód obciążenia"),
+            entries("Odliczenia", "Odliczenia", "Powód odliczenia"),
         ),
         _kv("Suma kwot obciążenia", _money(_text(el, "SumaObciazen"), cur)),
         _kv("Suma kwot odliczenia", _money(_text(el, "SumaOdliczen"), cur)),

@@ -126,14 +126,7 @@ class TestReadableDocuments(KsefSimulatorCase):
     def test_only_those_who_may_read_the_document_read_or_print_its_rendering(self):
         doc = self.submit()
         self.send_round()
-        other_company = self.env["res.company"].create({"name": "Sklep Gdańsk Sp. z o.o."})
-        outsider = new_test_user(
-            self.env,
-            login="ksef_reader_elsewhere",
-            groups="ksefnet_buffer.group_ksef_admin",
-            company_id=other_company.id,
-            company_ids=[(6, 0, [other_company.id])],
-        )
+        outsider = self.other_company_admin("ksef_reader_elsewhere")
         # (an administrator: ksefnet_documents, when installed, gives KSeF users only the documents they are
         # permitted; its tests check the rendering under those rules)
         clerk = new_test_user(self.env, login="ksef_reader_here", groups="ksefnet_buffer.group_ksef_admin")
