@@ -653,7 +653,13 @@ _TOTAL_LABELS = {
 
 def _lines(invoice: fa3.Invoice, fa: El) -> Html | None:
     table = _lines_table(_findall(fa, "FaWiersz"), "NrWierszaFa", _INVOICE_LINE, "StanPrzed")
-    gross = any(_text(r, "P_9B") or _text(r, "P_11A") for r in _findall(fa, "FaWiersz"))
+    rows = _findall(fa, "FaWiersz")
+    if any(_text(r, "P_9B") or _text(r, "P_11A") for r in rows):
+        basis = f"Faktura wystawiona w cenach brutto, w walucie {invoice.currency}"
+    elif any(_text(r, "P_9A") or _text(r, "P_11") for r in rows):
+        basis = f"Faktura wystawiona w cenach netto, w walucie {invoice.currency}"
+    else:
+        basis = f"Kwoty w walucie {invoice.currency}"
     total = tag(
         "p",
         _TOTAL_LABELS.get(invoice.kind, "Kwota należności ogółem") + ": ",
@@ -662,13 +668,7 @@ def _lines(invoice: fa3.Invoice, fa: El) -> Html | None:
     )
     return _section(
         "Pozycje",
-        tag(
-            "p",
-            f"Faktura wystawiona w cenach {'brutto' if gross else 'netto'}, w walucie {invoice.currency}",
-            s="muted",
-        )
-        if table
-        else None,
+        tag("p", basis, s="muted") if table else None,
         table,
         total,
     )

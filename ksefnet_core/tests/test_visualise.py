@@ -205,6 +205,28 @@ def test_a_correction_shows_the_corrected_invoice_and_the_reason():
     assert lines[0][-1] == "Stan" and [row[-1] for row in lines[1:]] == ["przed korektą", "po korekcie"]
 
 
+def test_a_correction_of_the_buyer_shows_the_buyer_as_on_the_corrected_invoice():
+    text = text_of(render(MF / "FA_3_Przyklad_5.xml"))
+    assert "Przyczyna korekty: błędna nazwa nabywcy" in text
+    assert "Nabywca na fakturze korygowanej NIP: 1111111111 Nazwa: CDE sp. j." in text
+    assert "Nabywca NIP: 1111111111 Nazwa: CeDeE s.c." in text
+
+
+def test_gross_prices_are_said_and_shown():
+    out = render(MF / "FA_3_Przyklad_19.xml")
+    assert "Faktura wystawiona w cenach brutto, w walucie PLN" in text_of(out)
+    rows = table_rows(out, "Cena jedn. brutto")
+    assert rows[0][-1] == "Wartość sprzedaży brutto" and "Cena jedn. netto" not in rows[0]
+    assert rows[2][1:] == [
+        "wycieczka na Mazury usługa własna",
+        f"1{NBSP}000,00",
+        "1",
+        "szt.",
+        "23%",
+        f"1{NBSP}000,00",
+    ]
+
+
 def test_foreign_currency_transport_and_advance_order():
     out = render(MF / "FA_3_Przyklad_20.xml")
     text = text_of(out)
