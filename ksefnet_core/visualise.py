@@ -24,6 +24,7 @@ Run ``python -m ksefnet_core.visualise FILE.xml > out.html`` to look at an invoi
 from __future__ import annotations
 
 import base64
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -85,14 +86,11 @@ _STYLE = {
     "h3": "font-size: 12px; font-weight: bold; margin: 8px 0 3px 0",
     "p": "margin: 1px 0",
     "label": "color: #5f5f5f",
-    "table": "width: 100%; border-collapse: collapse; margin: 3px 0 6px 0",
+    "table": "width: 100%; border-collapse: collapse; border-color: #b5b5b5; margin: 3px 0 6px 0",
     "layout": "width: 100%; border-collapse: collapse",
     "cell": "vertical-align: top; padding: 0 14px 0 0",
     "th": "border: 1px solid #b5b5b5; background-color: #eeeeee; padding: 3px 5px; text-align: left; "
     "font-weight: bold; vertical-align: bottom",
-    "td": "border: 1px solid #b5b5b5; padding: 3px 5px; vertical-align: top",
-    "num": "border: 1px solid #b5b5b5; padding: 3px 5px; vertical-align: top; text-align: right; "
-    "white-space: nowrap",
     "sum": "border: 1px solid #b5b5b5; padding: 3px 5px; vertical-align: top; text-align: right; "
     "white-space: nowrap; font-weight: bold",
     "total": "font-size: 14px; font-weight: bold; margin: 6px 0; text-align: right",
@@ -100,6 +98,8 @@ _STYLE = {
     "warn": "border: 1px solid #c8102e; color: #c8102e; padding: 4px 6px; margin: 6px 0",
     "qr": "vertical-align: top; padding: 0 14px 0 0; width: 1%",
 }
+# Written without blanks (``a:b;c:d``): a table cell carries its style, and an invoice may have 10 000 lines.
+_STYLE = {name: re.sub(r"\s*([:;,])\s*", r"\1", css) for name, css in _STYLE.items()}
 
 
 def tag(name: str, *children: Content, s: str | None = None, **attrs: str | None) -> Html:
@@ -159,13 +159,26 @@ def _table(
     footer = [*footer, *[("", False)] * (width - len(footer))] if footer else ()
     keep = [i for i in range(width) if any(row[i][0] not in (None, "") for row in rows)]
     head = tag("tr", [tag("th", headers[i], s="th") for i in keep])
-    body = [tag("tr", [tag("td", row[i][0], s="num" if row[i][1] else "td") for i in keep]) for row in rows]
+    # Body cells take their borders and padding from the table's attributes, not a style each: an invoice
+    # may have 10 000 lines, and every byte of a cell is repeated that many times.
+    body = [
+        tag(
+            "tr",
+            [_cell(row[i][0]) if not row[i][1] else _cell(row[i][0], numeric=True) for i in keep],
+            valign="top",
+        )
+        for row in rows
+    ]
     foot = (
         tag("tr", [tag("td", footer[i][0], s="sum" if footer[i][1] else "th") for i in keep])
         if footer
         else None
     )
-    return tag("table", head, body, foot, s="table")
+    return tag("table", head, body, foot, s="table", border="1", cellpadding="4", cellspacing="0")
+
+
+def _cell(content: Content, *, numeric: bool = False) -> Html:
+    return tag("td", content, align="right", nowrap="nowrap") if numeric else tag("td", content)
 
 
 # -- reading the XML ------------------------------------------------------------------------------------------
