@@ -174,7 +174,9 @@ def _table(
         if footer
         else None
     )
-    return tag("table", head, body, foot, s="table", border="1", cellpadding="4", cellspacing="0")
+    return tag(
+        "table", head, body, foot, s="table", border="1", rules="all", cellpadding="4", cellspacing="0"
+    )
 
 
 def _cell(content: Content, *, numeric: bool = False) -> Html:

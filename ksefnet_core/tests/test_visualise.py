@@ -59,6 +59,7 @@ def table_rows(fragment: str, header: str) -> list[list[str]]:
 
 SAFE_ATTRIBUTES = {
     "style",
+    "rules",
     "class",
     "width",
     "align",
