@@ -239,22 +239,23 @@ def derive_key(secret: str | bytes, purpose: str) -> bytes:
     return HKDF(hashes.SHA256(), 32, salt=b"ksefnet", info=purpose.encode("utf-8")).derive(material)
 
 
-def seal(key: bytes, plaintext: bytes) -> str:
-    """AES-256-GCM with a random nonce, as text (``sealed:v1:`` + Base64 of nonce and ciphertext)."""
+def seal(key: bytes, plaintext: bytes, prefix: str = SEALED_PREFIX) -> str:
+    """AES-256-GCM with a random nonce, as text (``prefix`` + Base64 of nonce and ciphertext); the prefix
+    says which key sealed it (e.g. one from the database, one from a configuration file)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     nonce = os.urandom(12)
-    return SEALED_PREFIX + b64(nonce + AESGCM(key).encrypt(nonce, plaintext, None))
+    return prefix + b64(nonce + AESGCM(key).encrypt(nonce, plaintext, None))
 
 
-def unseal(key: bytes, sealed: str) -> bytes:
+def unseal(key: bytes, sealed: str, prefix: str = SEALED_PREFIX) -> bytes:
     """The plaintext of :func:`seal`'s output; ValueError when it was sealed with another key or altered."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    if not sealed.startswith(SEALED_PREFIX):
+    if not sealed.startswith(prefix):
         raise ValueError("not a sealed value")
-    blob = b64decode(sealed[len(SEALED_PREFIX) :])
+    blob = b64decode(sealed[len(prefix) :])
     try:
         return AESGCM(key).decrypt(blob[:12], blob[12:], None)
     except InvalidTag:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import psycopg2.errors
 from odoo import SUPERUSER_ID, _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import mute_logger
+from odoo.tools import config, mute_logger
 
 from ksefnet_core import environments
 from ksefnet_core.auth import ContextIdentifier, authenticate_with_certificate, authenticate_with_ksef_token
@@ -40,6 +40,11 @@ SUBJECT_TYPES = [
     ("SubjectAuthorized", "Authorised subject"),
 ]
 DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8800/v2"
+#: the option of Odoo's configuration file that holds the key sealing KSeF credentials (outside the database)
+CONFIG_SEALING_KEY = "ksefnet_sealing_key"
+FILE_SEALED_PREFIX = "sealed:file:v1:"
+#: the sealed secrets of a buffer
+SECRET_FIELDS = ("ksef_token", "certificate_file", "certificate_password")
 #: warn this many days before the certificate expires
 CERTIFICATE_WARNING_DAYS = 30
 #: the longest one request waits for KSeF's rate limits; a longer wait ends that step (other work goes on)
@@ -289,26 +294,87 @@ class KsefnetBuffer(models.Model):
 
     @api.model
     def _sealing_key(self):
+        """The key from the database secret (used when the configuration file gives none)."""
         secret = self.env["ir.config_parameter"].sudo().get_param("database.secret")
         if not secret:
             raise UserError(_("The database has no secret to protect KSeF credentials with."))
         return derive_key(secret, "ksefnet_buffer credentials")
 
     @api.model
+    def _file_sealing_key(self):
+        """The key from Odoo's configuration file (option ``ksefnet_sealing_key``), or None. With it, the
+        credentials cannot be opened from a database dump alone."""
+        secret = (config.get(CONFIG_SEALING_KEY) or "").strip()
+        return derive_key(secret, "ksefnet_buffer credentials (configuration file)") if secret else None
+
+    @api.model
     def _seal(self, value):
-        """Seal a secret (text or bytes) for storage; False stays False."""
+        """Seal a secret (text or bytes) for storage, with the configuration file's key when there is one;
+        False stays False."""
         if not value:
             return False
-        return seal(self._sealing_key(), value.encode("utf-8") if isinstance(value, str) else value)
+        data = value.encode("utf-8") if isinstance(value, str) else value
+        file_key = self._file_sealing_key()
+        if file_key:
+            return seal(file_key, data, FILE_SEALED_PREFIX)
+        return seal(self._sealing_key(), data)
 
     @api.model
     def _unseal(self, value):
-        """The bytes of a sealed secret (a value stored before sealing existed is returned as it is)."""
+        """The bytes of a sealed secret (a value stored before sealing existed is returned as it is). When the
+        key it needs is missing or wrong: a clear error, and the sealed value stays as it is."""
         if not value:
             return b""
+        if value.startswith(FILE_SEALED_PREFIX):
+            file_key = self._file_sealing_key()
+            if not file_key:
+                raise UserError(
+                    _(
+                        "The KSeF credentials were sealed with the key from Odoo's configuration file "
+                        "(option %(option)s), which this server does not have. Put the same key back in the "
+                        "configuration file and restart Odoo: the credentials are kept.",
+                        option=CONFIG_SEALING_KEY,
+                    )
+                )
+            try:
+                return unseal(file_key, value, FILE_SEALED_PREFIX)
+            except ValueError:
+                raise UserError(
+                    _(
+                        "The KSeF credentials cannot be opened with the key in Odoo's configuration file "
+                        "(option %(option)s): it is not the key they were sealed with. Put the original key "
+                        "back: the credentials are kept.",
+                        option=CONFIG_SEALING_KEY,
+                    )
+                ) from None
         if not value.startswith(SEALED_PREFIX):
             return value.encode("utf-8")
-        return unseal(self._sealing_key(), value)
+        try:
+            return unseal(self._sealing_key(), value)
+        except ValueError:
+            raise UserError(
+                _(
+                    "The KSeF credentials cannot be opened: the database secret changed since they were "
+                    "stored. Set the credentials again."
+                )
+            ) from None
+
+    def _reseal_credentials(self):
+        """Seal again, with the configuration file's key, the secrets sealed with the database's key (after
+        an administrator added ``ksefnet_sealing_key``). Returns how many buffers changed."""
+        if not self._file_sealing_key():
+            return 0
+        changed = 0
+        for buffer in self.sudo().with_context(active_test=False):
+            values = {
+                name: self._seal(self._unseal(buffer[name]))
+                for name in SECRET_FIELDS
+                if buffer[name] and not buffer[name].startswith(FILE_SEALED_PREFIX)
+            }
+            if values:
+                buffer.write(values)
+                changed += 1
+        return changed
 
     def _forget_clients(self):
         with _CLIENTS_LOCK:
@@ -353,6 +419,10 @@ class KsefnetBuffer(models.Model):
     def _authenticate(self, client):
         """Authenticate ``client`` with this buffer's token or certificate, in the buffer's NIP context."""
         me = self.sudo()
+        if me._file_sealing_key() and any(
+            me[f] and not me[f].startswith(FILE_SEALED_PREFIX) for f in SECRET_FIELDS
+        ):
+            me._reseal_credentials()  # the administrator added the configuration file's key since
         context = ContextIdentifier.nip(me.nip)
         if me.auth_method == "token":
             token = self._unseal(me.ksef_token).decode("utf-8")
@@ -368,6 +438,7 @@ class KsefnetBuffer(models.Model):
     def action_test_connection(self):
         """Authenticate now and tell the administrator, in plain words, whether it worked."""
         self.ensure_one()
+        self.check_access("write")  # it authenticates with the buffer's secrets and writes the buffer
         from .ksefnet_document import describe_ksef_error
 
         try:
@@ -407,6 +478,7 @@ class KsefnetBuffer(models.Model):
 
     def _open_credentials_wizard(self, method):
         self.ensure_one()
+        self.check_access("write")
         return {
             "type": "ir.actions.act_window",
             "name": _("Set KSeF token") if method == "token" else _("Set certificate"),
@@ -427,11 +499,13 @@ class KsefnetBuffer(models.Model):
         return action
 
     def action_send_now(self):
+        self.check_access("write")  # the buffer's own operations are its administrators'
         self.sudo().write({"engine_next_run_at": fields.Datetime.now()})
         self.env["ksefnet.sender"]._trigger()
         return True
 
     def action_download_now(self):
+        self.check_access("write")
         self.env["ksefnet.downloader"]._trigger()
         return True
 

@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from markupsafe import Markup
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from psycopg2.extras import execute_values
 
 from ksefnet_core import fa3, visualise
@@ -58,6 +58,10 @@ TRANSITIONS = {
     "sent": set(),
 }
 UPO_STATES = [("pending", "Awaiting UPO"), ("stored", "UPO stored")]
+#: what a person may change on a document (other addons add theirs in _user_writable_fields); everything else
+#: (status, KSeF number, hashes, references, UPO, retry fields, amounts) changes only through the buffer's own
+#: methods, which write as superuser. A context flag would not do: RPC callers set the context themselves.
+USER_WRITABLE_FIELDS = frozenset({"active"})
 INVOICE_KINDS = [
     ("VAT", "VAT"),
     ("KOR", "KOR (correction)"),
@@ -132,6 +136,8 @@ class KsefnetDocument(models.Model):
     _description = "KSeF document"
     _order = "id desc"
     _rec_name = "display_name"
+    #: what a user's quick search (name_search, many2one fields) looks in: indexed columns only
+    _rec_names_search = ["invoice_number", "ksef_number", "external_ref"]
     _check_company_auto = True
 
     buffer_id = fields.Many2one(
@@ -150,6 +156,7 @@ class KsefnetDocument(models.Model):
         compute="_compute_own_issued", store=True, help="The buffer's own NIP is the seller."
     )
     state = fields.Selection(STATES, required=True, readonly=True, index=True, copy=False)
+    active = fields.Boolean(default=True, help="Archived documents are kept, only hidden from the lists.")
 
     # the invoice itself
     xml_attachment_id = fields.Many2one("ir.attachment", string="Invoice XML", readonly=True, copy=False)
@@ -170,7 +177,7 @@ class KsefnetDocument(models.Model):
     amount_gross = fields.Float("Gross", readonly=True, digits=(16, 2))
 
     # KSeF
-    ksef_number = fields.Char("KSeF number", readonly=True, index=True, copy=False)
+    ksef_number = fields.Char("KSeF number", readonly=True, index="trigram", copy=False)
     ksef_session_ref = fields.Char("KSeF session", readonly=True, copy=False)
     ksef_invoice_ref = fields.Char("KSeF invoice reference", readonly=True, copy=False)
     ksef_acquisition_date = fields.Datetime("KSeF number assigned on", readonly=True, copy=False)
@@ -207,7 +214,7 @@ class KsefnetDocument(models.Model):
     )
 
     # where it came from
-    external_ref = fields.Char("External reference", readonly=True, index=True, copy=False)
+    external_ref = fields.Char("External reference", readonly=True, index="trigram", copy=False)
     source = fields.Char(readonly=True, help="The system that submitted the invoice, e.g. HiperMarket.")
     shop_code = fields.Char(readonly=True, index=True)
 
@@ -389,7 +396,7 @@ class KsefnetDocument(models.Model):
 
     def _engine_write(self, vals):
         """Write fields that only the engine owns (KSeF number, references, UPO, retry fields)."""
-        return self.sudo().with_context(ksefnet_allow_state_write=True).write(vals)
+        return self.sudo().write(vals)
 
     def _state_label(self, state):
         """A status in the user's language (selection labels are translated, the STATES constant is not)."""
@@ -406,10 +413,50 @@ class KsefnetDocument(models.Model):
         self._log_events([(doc.id, False, state, None, message, reference) for doc in docs])
         return docs
 
+    def _user_writable_fields(self):
+        """The fields a user (not the buffer itself) may write, if the record rules let them write at all."""
+        return set(USER_WRITABLE_FIELDS)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su:
+            raise AccessError(
+                _("KSeF documents are created by submitting an invoice or by downloading it from KSeF.")
+            )
+        return super().create(vals_list)
+
     def write(self, vals):
-        if "state" in vals and not self.env.context.get("ksefnet_allow_state_write"):
-            raise UserError(_("The status of a KSeF document changes only through the buffer."))
+        if (
+            "active" in vals
+            and not vals["active"]
+            and any(d.state in ("waiting", "processing") for d in self)
+        ):
+            raise UserError(_("A document on its way to KSeF (waiting or processing) cannot be archived."))
+        if not self.env.su:
+            protected = sorted(set(vals) - self._user_writable_fields())
+            if protected:
+                labels = ", ".join(self._fields[f].get_description(self.env)["string"] if f in self._fields
+                                   else f for f in protected)  # fmt: skip
+                raise AccessError(
+                    _(
+                        "These fields of a KSeF document change only through the buffer: %(fields)s.",
+                        fields=labels,
+                    )
+                )
         return super().write(vals)
+
+    def unlink(self):
+        """A document KSeF knows (numbered, sent, or downloaded) never disappears: archive it instead."""
+        self.check_access("unlink")  # who may not delete at all hears that first
+        kept = self.filtered(lambda d: d.ksef_number or d.ksef_session_ref or d.origin == "downloaded")
+        if kept:
+            raise UserError(
+                _(
+                    "%(name)s is known to KSeF and cannot be deleted; archive it instead.",
+                    name=kept[0].display_name,
+                )
+            )
+        return super().unlink()
 
     # -- policy: what a failure means -------------------------------------------------------------------
     def _mark_error(self, exc, *, reference=None, attention=False):
@@ -530,8 +577,12 @@ class KsefnetDocument(models.Model):
     def _create_downloaded(self, buffer, downloaded, subject_type):
         """Store an invoice downloaded from KSeF (``sent``: it has its KSeF number). Returns the document,
         or an empty recordset when the buffer already holds this KSeF number."""
-        existing = self.sudo().search(
-            [("buffer_id", "=", buffer.id), ("ksef_number", "=", downloaded.ksef_number)], limit=1
+        existing = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search(  # archived ones count: stored once
+                [("buffer_id", "=", buffer.id), ("ksef_number", "=", downloaded.ksef_number)], limit=1
+            )
         )
         if existing:
             return self.browse()
@@ -623,6 +674,7 @@ class KsefnetDocument(models.Model):
 
     def action_download_upo(self):
         self.ensure_one()
+        self.check_access("read")
         if not self.upo_attachment_id:
             raise UserError(_("KSeF has not issued the UPO for this document yet."))
         return {
@@ -633,6 +685,7 @@ class KsefnetDocument(models.Model):
 
     def action_download_xml(self):
         self.ensure_one()
+        self.check_access("read")
         return {
             "type": "ir.actions.act_url",
             "url": f"/web/content/{self.xml_attachment_id.id}?download=true",
@@ -642,6 +695,7 @@ class KsefnetDocument(models.Model):
     def _replace_xml(self, xml):
         """Replace the XML of a document that KSeF has not received (waiting, or error before any send)."""
         self.ensure_one()
+        self.check_access("write")
         if not (self.state == "waiting" or (self.state == "error" and not self.ksef_session_ref)):
             raise UserError(_("Only a document that was not sent to KSeF can be replaced."))
         self._swap_xml(xml, _("Replaced by a new version before sending."))
@@ -650,6 +704,7 @@ class KsefnetDocument(models.Model):
     def action_correct(self, xml):
         """Replace the XML of a rejected (failure) document with a corrected one and queue it again."""
         self.ensure_one()
+        self.check_access("write")  # replacing the invoice is handling it, not reading it
         if self.state != "failure":
             raise UserError(_("Only a rejected invoice (failure) can be corrected."))
         self._swap_xml(
@@ -684,9 +739,7 @@ class KsefnetDocument(models.Model):
         """Put a new, validated version of the invoice on this document and queue it again."""
         self.ensure_one()
         xml, invoice = self._validate_sales_xml(self.buffer_id, xml)
-        self.sudo().with_context(ksefnet_allow_state_write=True).write(
-            dict(self._values_from_invoice(invoice), **values)
-        )
+        self.sudo().write(dict(self._values_from_invoice(invoice), **values))
         self.xml_attachment_id.sudo().write({"raw": xml})
         self._set_state("waiting", message=message, retry_count=0)
         self._on_arrival()

@@ -1,5 +1,5 @@
-from odoo import _, fields, models
-from odoo.exceptions import UserError
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
 
 from .ksefnet_document import STATES
 
@@ -14,6 +14,7 @@ class KsefnetDocumentEvent(models.Model):
     _description = "KSeF document event"
     _order = "id desc"
     _rec_name = "to_state"
+    _rec_names_search = ["reference"]
 
     document_id = fields.Many2one("ksefnet.document", required=True, ondelete="cascade", index=True)
     company_id = fields.Many2one(related="document_id.company_id", store=True)
@@ -22,8 +23,16 @@ class KsefnetDocumentEvent(models.Model):
     to_state = fields.Selection(STATES, required=True, readonly=True)
     ksef_code = fields.Integer("KSeF code", readonly=True)
     message = fields.Text(readonly=True)
-    reference = fields.Char(readonly=True, help="KSeF session, invoice or KSeF number reference.")
+    reference = fields.Char(
+        readonly=True, index="trigram", help="KSeF session, invoice or KSeF number reference."
+    )
     user_id = fields.Many2one("res.users", default=lambda self: self.env.uid, readonly=True)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su:
+            raise AccessError(_("The history of a KSeF document is written by the buffer only."))
+        return super().create(vals_list)
 
     def write(self, vals):
         raise UserError(_("The history of a KSeF document cannot be changed."))

@@ -452,8 +452,10 @@ class KsefnetSender(models.AbstractModel):
     # -- polling ------------------------------------------------------------------------------------------
     def _poll(self, buffer, client, rnd, links):
         """Bring the due sessions of the buffer's ``processing`` documents up to date."""
-        processing = self.env["ksefnet.document"].search(
-            [("buffer_id", "=", buffer.id), ("state", "=", "processing")], order="id"
+        processing = (
+            self.env["ksefnet.document"]
+            .with_context(active_test=False)
+            .search([("buffer_id", "=", buffer.id), ("state", "=", "processing")], order="id")
         )
         if not processing:
             return
@@ -643,7 +645,7 @@ class KsefnetSender(models.AbstractModel):
 
     def _fetch_upos(self, buffer, client, rnd, links, deadline):
         """Fetch the pending UPOs: pre-signed links first (not rate-limited), per-invoice endpoint last."""
-        Document = self.env["ksefnet.document"]
+        Document = self.env["ksefnet.document"].with_context(active_test=False)
         while True:
             pending = Document.search(self._upo_domain(buffer), order="id", limit=UPO_CHUNK)
             if not pending:

@@ -1,4 +1,5 @@
 from . import (
+    test_access,
     test_buffer,
     test_download,
     test_engine_transactions,

@@ -144,15 +144,11 @@ class KsefSimulatorCase(TransactionCase):
         self.addCleanup(requests.delete, f"{self.sim.base_url}/_simulator/faults", timeout=30)
 
     def make_upos_due(self, docs):
-        docs.sudo().with_context(ksefnet_allow_state_write=True).write(
-            {"upo_next_try_at": "2000-01-01 00:00:00"}
-        )
+        docs.sudo().write({"upo_next_try_at": "2000-01-01 00:00:00"})
 
     def make_due(self, docs):
         """Pretend the retry delay has passed."""
-        docs.sudo().with_context(ksefnet_allow_state_write=True).write(
-            {"next_retry_at": "2000-01-01 00:00:00"}
-        )
+        docs.sudo().write({"next_retry_at": "2000-01-01 00:00:00"})
 
 
 def assert_translation_complete(case, module):

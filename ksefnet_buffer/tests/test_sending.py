@@ -3,7 +3,7 @@ from unittest.mock import patch
 
 from lxml import etree
 from odoo import fields
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 
 from ksefnet_core.ids import is_valid_ksef_number
@@ -134,8 +134,12 @@ class TestSending(KsefSimulatorCase):
 
     def test_state_changes_only_through_the_buffer(self):
         doc = self.submit()
-        with self.assertRaises(UserError):
-            doc.write({"state": "sent"})
+        admin = self.env.ref("base.user_admin")  # a KSeF administrator, not the engine (superuser)
+        for values in ({"state": "sent"}, {"ksef_number": "X"}, {"xml_sha256": "X"}, {"upo_state": "stored"}):
+            with self.assertRaises(AccessError):
+                doc.with_user(admin).write(values)
+        with self.assertRaises(AccessError):  # a context flag over RPC grants nothing
+            doc.with_user(admin).with_context(ksefnet_allow_state_write=True).write({"state": "sent"})
         with self.assertRaises(ValidationError):
             doc._set_state("sent")  # waiting -> sent skips KSeF: not an allowed transition
         with self.assertRaises(UserError):

@@ -47,6 +47,7 @@ class KsefnetCatalog(models.Model):
 
     def action_add_subcatalog(self):
         self.ensure_one()
+        self.check_access("write")
         return {
             "type": "ir.actions.act_window",
             "res_model": "ksefnet.catalog",

@@ -183,6 +183,7 @@ class KsefnetClassificationRule(models.Model):
 
     def action_apply_to_existing(self):
         """Reclassify every document of the rule's buffers with the current rules."""
+        self.check_access("write")  # the rules' administrators
         docs = self.env["ksefnet.document"].search([("buffer_id", "in", self.buffer_id.ids)])
         docs.action_reclassify()
         return True

@@ -103,8 +103,21 @@ class KsefnetDocument(models.Model):
                 doc.write(values)
         return True
 
+    def _user_writable_fields(self):
+        # filing by hand: tags, and the catalog and shop (checked in write: the user must be able to handle
+        # the document where it goes, not only where it was)
+        return super()._user_writable_fields() | {"tag_ids", "catalog_id", "shop_id"}
+
+    def write(self, vals):
+        result = super().write(vals)
+        if not self.env.su and {"catalog_id", "shop_id"} & set(vals):
+            # the record rules checked the write where the documents were; check where they are now
+            self.invalidate_recordset()
+            self.check_access("write")
+        return result
+
     def action_reclassify(self):
         """Reclassify the selected documents with the current rules (needs the right to handle them)."""
         self.check_access("write")
-        self._classify()
+        self.sudo()._classify()
         return True

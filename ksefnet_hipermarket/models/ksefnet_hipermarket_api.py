@@ -14,16 +14,26 @@ unique per buffer. Everything returned is plain XML-RPC data (no None). See docs
 import base64
 import binascii
 import logging
+import re
+import xmlrpc.client
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 from ksefnet_core import qr as ksef_qr
+from ksefnet_core.ids import is_valid_nip
 
 _logger = logging.getLogger(__name__)
 
 SOURCE = "HiperMarket"
 MAX_BATCH = 500
+#: HiperMarket's document ids: 1..100 characters, letters, digits and / . _ - : # and spaces inside
+DOCUMENT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9/._:#\- ]{0,98}[A-Za-z0-9/._:#\-])?")
+MAX_DOCUMENT_IDS = 1000
+#: shop codes: 1..32 characters, letters, digits and . _ -
+SHOP_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,31}")
+#: the largest invoice accepted, checked before it is decoded or parsed (KSeF: 1 MB, 3 MB with attachments)
+MAX_XML_BYTES = 3 * 1024 * 1024
 
 
 class KsefnetHipermarketApi(models.AbstractModel):
@@ -34,6 +44,12 @@ class KsefnetHipermarketApi(models.AbstractModel):
     @api.model
     def _buffer(self, buffer_nip):
         """The buffer of ``buffer_nip`` if the calling user may use it through this API (memoised per batch)."""
+        if not isinstance(buffer_nip, str):
+            raise _Refused(
+                "buffer_nip",
+                "format",
+                _("buffer_nip must be a NIP: a text of 10 digits with a valid checksum."),
+            )
         memo = self.env.context.get("ksefnet_hm_buffers")
         if memo is not None and buffer_nip in memo:
             return memo[buffer_nip]
@@ -50,7 +66,13 @@ class KsefnetHipermarketApi(models.AbstractModel):
             or user.has_group("ksefnet_buffer.group_ksef_admin")
         ):
             raise AccessError(_("Only HiperMarket integration users may call the HiperMarket API."))
-        nip = "".join(ch for ch in str(buffer_nip or "") if ch.isdigit())
+        nip = buffer_nip.replace("-", "").replace(" ", "") if isinstance(buffer_nip, str) else ""
+        if not (len(nip) == 10 and nip.isdigit() and is_valid_nip(nip)):
+            raise _Refused(
+                "buffer_nip",
+                "format",
+                _("buffer_nip must be a NIP: a text of 10 digits with a valid checksum."),
+            )
         buffer = self.env["ksefnet.buffer"].sudo().search([("nip", "=", nip)], limit=1)
         allowed = user.sudo().ksefnet_hm_buffer_ids
         if not buffer or (not user.has_group("ksefnet_buffer.group_ksef_admin") and buffer not in allowed):
@@ -59,7 +81,16 @@ class KsefnetHipermarketApi(models.AbstractModel):
 
     @api.model
     def _documents(self, buffer, document_ids):
-        """The documents of these HiperMarket ids, read as the calling user (record rules apply)."""
+        """The documents of these HiperMarket ids, read as the calling user (record rules apply: its buffers
+        and shops only)."""
+        if not isinstance(document_ids, list) or len(document_ids) > MAX_DOCUMENT_IDS:
+            raise _Refused(
+                "document_ids",
+                "format",
+                _("document_ids must be a list of at most %(n)s ids.", n=MAX_DOCUMENT_IDS),
+            )
+        for ref in document_ids:
+            _document_id(self.env, ref)
         docs = self.env["ksefnet.document"].search(
             [
                 ("buffer_id", "=", buffer.id),
@@ -96,7 +127,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
         refused ones, None for the rest (handled one by one)."""
         results = [None] * len(invoices)
         fresh, seen = [], set()
-        Document = self.env["ksefnet.document"].sudo()
+        Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
         for index, item in enumerate(invoices):
             try:
                 ref, buffer, shop, xml = self._checked(item)
@@ -130,21 +161,29 @@ class KsefnetHipermarketApi(models.AbstractModel):
         """(document id, buffer, shop code, XML bytes) of one submitted invoice, or _Refused/AccessError."""
         if not isinstance(item, dict):
             raise _Refused("invoice", "format", _("Each invoice is a structure with named fields."))
-        ref = str(item.get("document_id") or "").strip()
-        if not ref:
-            raise _Refused("document_id", "required", _("The HiperMarket document id is missing."))
+        ref = _document_id(self.env, item.get("document_id"))
         buffer = self._buffer(item.get("buffer_nip"))
-        shop = str(item.get("shop_code") or "").strip() or False
+        shop = item.get("shop_code") or False
+        if shop is not False and not (isinstance(shop, str) and SHOP_CODE.fullmatch(shop)):
+            raise _Refused(
+                "shop_code",
+                "format",
+                _("shop_code must be a text of 1 to 32 letters, digits, dots, dashes or underscores."),
+            )
         shops = self.env.user.sudo()._ksefnet_hm_shops()
         if shops and shop not in shops:
             raise _Refused(
-                "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop)
+                "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop or "-")
             )
+        known = self.env["ksefnet.shop"].sudo().search([("buffer_id", "=", buffer.id)]).mapped("code")
+        if shop and known and shop not in known:
+            raise _Refused("shop_code", "unknown", _("The buffer has no shop %(shop)s.", shop=shop))
         return ref, buffer, shop, _xml_bytes(self.env, item.get("xml"))
 
     @api.model
     def _refusal(self, item, exc):
-        ref = str(item.get("document_id") or "").strip() if isinstance(item, dict) else ""
+        ref = item.get("document_id") if isinstance(item, dict) else ""
+        ref = ref[:100] if isinstance(ref, str) else ""  # echoed back: never more than a valid id holds
         if isinstance(exc, _Refused):
             return {"document_id": ref, "ok": False, "error": exc.as_dict()}
         if isinstance(exc, (ValidationError, UserError, AccessError)):
@@ -168,13 +207,19 @@ class KsefnetHipermarketApi(models.AbstractModel):
 
     @api.model
     def _store(self, buffer, ref, shop, xml):
-        Document = self.env["ksefnet.document"].sudo()
+        Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
         existing = Document.search(
             [("buffer_id", "=", buffer.id), ("source", "=", SOURCE), ("external_ref", "=", ref)], limit=1
         )
         if not existing:
             doc = Document._create_submitted(buffer, xml, external_ref=ref, source=SOURCE, shop_code=shop)
             return self._describe(doc, created=True)
+        if not existing.with_user(self.env.user).with_context(active_test=False)._filtered_access("read"):
+            raise _Refused(
+                "document_id",
+                "forbidden",
+                _("Document %(ref)s belongs to a shop this user may not use.", ref=ref),
+            )
         self.env.cr.execute("SELECT id FROM ksefnet_document WHERE id = %s FOR UPDATE", [existing.id])
         existing.invalidate_recordset()
         if existing._xml() == xml:
@@ -245,19 +290,25 @@ class KsefnetHipermarketApi(models.AbstractModel):
         The cursor is a change number: monotonic, kept in the database, so it survives restarts.
         """
         buffer = self._buffer(buffer_nip)
-        limit = max(1, min(int(limit or 100), 1000))
+        for name, value in (("cursor", cursor), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                # self.env._: plain _() would take the argument called "cursor" for a database cursor
+                raise _Refused(
+                    name, "format", self.env._("%(name)s must be a whole number, 0 or more.", name=name)
+                )
+        limit = max(1, min(limit or 100, 1000))
         docs = self.env["ksefnet.document"].search(
             [
                 ("buffer_id", "=", buffer.id),
                 ("source", "=", SOURCE),
-                ("hm_change_seq", ">", int(cursor or 0)),
+                ("hm_change_seq", ">", cursor),
             ],
             order="hm_change_seq",
             limit=limit + 1,
         )
         page = docs[:limit]
         return {
-            "cursor": page[-1].hm_change_seq if page else int(cursor or 0),
+            "cursor": page[-1].hm_change_seq if page else cursor,
             "changes": [self._describe(d) for d in page],
             "more": len(docs) > limit,
         }
@@ -313,7 +364,9 @@ class KsefnetHipermarketApi(models.AbstractModel):
         return doc
 
 
-class _Refused(Exception):
+class _Refused(UserError):
+    """A refused argument: a structured error in submit's results, a clear fault in the other calls."""
+
     def __init__(self, field, code, message):
         super().__init__(message)
         self.field, self.code, self.message = field, code, str(message)
@@ -322,15 +375,54 @@ class _Refused(Exception):
         return {"field": self.field, "code": self.code, "message": self.message}
 
 
+def _document_id(env, value):
+    """HiperMarket's document id, checked: a text of 1..100 characters of the documented set."""
+    if value is None or value is False or value == "":
+        raise _Refused("document_id", "required", env._("The HiperMarket document id is missing."))
+    if not isinstance(value, str) or not DOCUMENT_ID.fullmatch(value):
+        raise _Refused(
+            "document_id",
+            "format",
+            env._(
+                "A document id is a text of 1 to 100 characters: letters, digits, / . _ - : # and spaces "
+                "inside."
+            ),
+        )
+    return value
+
+
+def _too_large(env):
+    return _Refused(
+        "xml",
+        "too_large",
+        env._(
+            "The invoice XML is larger than %(mb)s MB, the most this API accepts.",
+            mb=MAX_XML_BYTES // 1024 // 1024,
+        ),
+    )
+
+
 def _xml_bytes(env, value):
-    """The invoice XML from text or base64 text."""
+    """The invoice XML from text, base64 text or XML-RPC binary; its size is checked before it is decoded or
+    parsed."""
+    if isinstance(value, xmlrpc.client.Binary):  # <base64> in the request: Odoo hands it over undecoded
+        value = value.data
     if isinstance(value, bytes):
+        if len(value) > MAX_XML_BYTES:
+            raise _too_large(env)
         return value
     if not isinstance(value, str) or not value.strip():
         raise _Refused("xml", "required", env._("The invoice XML is missing."))
+    if (
+        len(value) > MAX_XML_BYTES * 4 // 3 + 8
+    ):  # base64 of the largest invoice, or more characters than bytes
+        raise _too_large(env)
     text = value.strip()
     if text.startswith("<"):
-        return text.encode("utf-8")
+        encoded = text.encode("utf-8")
+        if len(encoded) > MAX_XML_BYTES:
+            raise _too_large(env)
+        return encoded
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

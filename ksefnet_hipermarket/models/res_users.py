@@ -19,3 +19,14 @@ class ResUsers(models.Model):
 
     def _ksefnet_hm_shops(self):
         return {c.strip() for c in (self.ksefnet_hm_shop_codes or "").split(",") if c.strip()}
+
+    def ksefnet_hm_document_domain(self):
+        """The documents this integration user may read through the API: HiperMarket's documents in its
+        buffers, and of its shops when it is restricted to some (used by the record rule)."""
+        self.ensure_one()
+        user = self.sudo()
+        domain = [("buffer_id", "in", user.ksefnet_hm_buffer_ids.ids), ("source", "=", "HiperMarket")]
+        shops = user._ksefnet_hm_shops()
+        if shops:
+            domain.append(("shop_code", "in", sorted(shops)))
+        return domain
