@@ -13,6 +13,7 @@
         "security/ir.model.access.csv",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
+        "report/ksefnet_document_reports.xml",
         "views/ksefnet_document_views.xml",
         "views/ksefnet_buffer_views.xml",
         "views/res_users_views.xml",

@@ -20,11 +20,12 @@ import logging
 import random
 from datetime import timedelta
 
+from markupsafe import Markup
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from psycopg2.extras import execute_values
 
-from ksefnet_core import fa3
+from ksefnet_core import fa3, visualise
 from ksefnet_core.errors import (
     KsefAuthenticationFailed,
     KsefBadRequest,
@@ -231,6 +232,16 @@ class KsefnetDocument(models.Model):
 
     event_ids = fields.One2many("ksefnet.document.event", "document_id", string="History", readonly=True)
 
+    # what a person reads: rendered from the XML each time (never stored), for those who may read the document
+    invoice_html = fields.Html(
+        "Readable invoice",
+        compute="_compute_invoice_html",
+        help="The invoice as a person reads it (with its KSeF verification QR code), rendered from its XML.",
+    )
+    upo_html = fields.Html(
+        "Readable UPO", compute="_compute_upo_html", help="KSeF's receipt (UPO) as a person reads it."
+    )
+
     _sql_constraints = [
         (
             "ksef_number_unique",
@@ -257,6 +268,41 @@ class KsefnetDocument(models.Model):
     def _compute_upo_available(self):
         for doc in self:
             doc.upo_available = bool(doc.upo_attachment_id)
+
+    @api.depends("xml_attachment_id", "ksef_number", "buffer_id.environment", "buffer_id.api_url")
+    @api.depends_context("lang", "uid")  # per user: the rendering is only computed for those who may read it
+    def _compute_invoice_html(self):
+        self.check_access("read")  # the rendering is the document's content: the same rights and rules
+        for doc in self:
+            xml = doc._xml() if doc.xml_attachment_id else None
+            if not xml:
+                doc.invoice_html = False
+                continue
+            try:
+                environment = doc.buffer_id._environment()
+            except ValueError:  # a custom environment without a usable URL: no QR code, the rest is shown
+                environment = None
+            try:
+                # Markup: every value from the XML is escaped by the renderer (ksefnet_core/tests/test_visualise.py)
+                doc.invoice_html = Markup(  # noqa: S704
+                    visualise.invoice_html(xml, ksef_number=doc.ksef_number or None, environment=environment)
+                )
+            except visualise.VisualisationError as exc:
+                doc.invoice_html = _cannot_show(_("The invoice cannot be displayed: %(reason)s", reason=exc))
+
+    @api.depends("upo_attachment_id")
+    @api.depends_context("lang", "uid")  # per user: the rendering is only computed for those who may read it
+    def _compute_upo_html(self):
+        self.check_access("read")
+        for doc in self:
+            upo = doc.sudo().upo_attachment_id.raw if doc.upo_attachment_id else None
+            if not upo:
+                doc.upo_html = False
+                continue
+            try:
+                doc.upo_html = Markup(visualise.upo_html(upo))  # noqa: S704 - escaped by the renderer
+            except visualise.VisualisationError as exc:
+                doc.upo_html = _cannot_show(_("The UPO cannot be displayed: %(reason)s", reason=exc))
 
     # -- the one place where state changes ------------------------------------------------------------------
     def _set_state(self, new_state, *, code=None, message=None, reference=None, **values):
@@ -732,6 +778,11 @@ def invoice_error_message(env, exc):
     if len(exc.issues) > 20:
         lines.append(env._("... and %(n)s more problems.", n=len(exc.issues) - 20))
     return "\n".join(lines)
+
+
+def _cannot_show(message):
+    """A warning in place of a rendering (``message`` is escaped)."""
+    return Markup('<div class="alert alert-warning" role="alert">%s</div>') % message
 
 
 def _safe_name(text):

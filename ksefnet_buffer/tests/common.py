@@ -5,7 +5,7 @@ import itertools
 import time
 
 import requests
-from odoo.tests import TransactionCase
+from odoo.tests import TransactionCase, new_test_user
 
 from ksefnet_core.simulator.app import Simulator, SimulatorConfig
 from ksefnet_core.simulator.server import SimulatorServer
@@ -99,6 +99,17 @@ class KsefSimulatorCase(TransactionCase):
             }
         )
         wizard.action_save()
+
+    def other_company_admin(self, login):
+        """A KSeF administrator (who sees every document of their companies) of another company only."""
+        other_company = self.env["res.company"].create({"name": "Sklep Gdańsk Sp. z o.o."})
+        return new_test_user(
+            self.env,
+            login=login,
+            groups="ksefnet_buffer.group_ksef_admin",
+            company_id=other_company.id,
+            company_ids=[(6, 0, [other_company.id])],
+        )
 
     def invoice(self, number=None, **kw):
         kw.setdefault("seller_nip", self.nip)
