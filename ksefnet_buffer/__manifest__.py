@@ -13,11 +13,17 @@
         "security/ir.model.access.csv",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
+        "report/ksefnet_document_reports.xml",
         "views/ksefnet_document_views.xml",
         "views/ksefnet_buffer_views.xml",
+        "views/res_users_views.xml",
         "wizards/ksefnet_credentials_wizard_views.xml",
+        "wizards/ksefnet_correction_wizard_views.xml",
         "views/ksefnet_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["ksefnet_buffer/static/tests/**/*"],
+    },
     "application": True,
     "installable": True,
 }

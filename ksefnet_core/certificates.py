@@ -275,7 +275,9 @@ def generate_test_credential(
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_before(
+            now - timedelta(minutes=5) + timedelta(days=min(0, valid_days - 1))
+        )  # negative: expired
         .not_valid_after(now + timedelta(days=valid_days))
         .add_extension(
             x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True

@@ -442,6 +442,11 @@ def validate(
 
 def parse(data: bytes) -> Invoice:
     """Safe parse and extraction without schema validation (for invoices KSeF has already accepted)."""
+    return parse_tree(data)[0]
+
+
+def parse_tree(data: bytes) -> tuple[Invoice, etree._Element]:
+    """:func:`parse`, and the parsed document's root element too (for readers of more than is extracted)."""
     root = _safe_root(data)
     form = detect_form_code(root)
     if form is FA_RR1:
@@ -454,7 +459,7 @@ def parse(data: bytes) -> Invoice:
                 )
             ]
         )
-    return _extract(root, form, data)
+    return _extract(root, form, data), root
 
 
 def poland_today() -> date:

@@ -14,5 +14,8 @@
         "views/ksefnet_document_views.xml",
         "views/ksefnet_configuration_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["ksefnet_documents/static/tests/**/*"],
+    },
     "installable": True,
 }

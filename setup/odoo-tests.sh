@@ -30,6 +30,14 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/setup/requirements-odoo.txt" -nt "$STAMP" ]; th
   touch "$STAMP"
 fi
 
+# The browser tours need Chromium (Debian's package): installed when missing, or said plainly that they skip.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
+  echo "==> installing Chromium for the browser tours (apt-get install chromium)"
+  if ! { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; then
+    echo "==> WARNING: Chromium could not be installed: the browser tours will be SKIPPED by Odoo"
+  fi
+fi
+
 if [ -n "${ODOO_ADDONS_PATH:-}" ]; then
   addons_path="$ODOO_ADDONS_PATH"
 else

@@ -7,4 +7,5 @@ from . import (
     ksefnet_downloader,
     ksefnet_sender,
     ksefnet_session,
+    res_users,
 )

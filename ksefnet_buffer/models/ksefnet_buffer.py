@@ -189,11 +189,13 @@ class KsefnetBuffer(models.Model):
     )
     document_ids = fields.One2many("ksefnet.document", "buffer_id", string="Documents")
 
-    count_waiting = fields.Integer(compute="_compute_counts")
-    count_processing = fields.Integer(compute="_compute_counts")
-    count_sent = fields.Integer(compute="_compute_counts")
-    count_failure = fields.Integer(compute="_compute_counts")
-    count_error = fields.Integer(compute="_compute_counts")
+    # the Overview: sales documents per status (the sending pipeline), purchases apart
+    count_waiting = fields.Integer("Waiting", compute="_compute_counts")
+    count_processing = fields.Integer("Processing", compute="_compute_counts")
+    count_sent = fields.Integer("Sent", compute="_compute_counts")
+    count_failure = fields.Integer("Failure", compute="_compute_counts")
+    count_error = fields.Integer("Error", compute="_compute_counts")
+    count_purchases = fields.Integer("Purchases", compute="_compute_counts")
 
     _sql_constraints = [
         ("nip_unique", "unique(nip)", "There is already a buffer for this NIP: one buffer serves one NIP."),
@@ -261,12 +263,15 @@ class KsefnetBuffer(models.Model):
 
     def _compute_counts(self):
         data = self.env["ksefnet.document"]._read_group(
-            [("buffer_id", "in", self.ids)], ["buffer_id", "state"], ["__count"]
+            [("buffer_id", "in", self.ids)], ["buffer_id", "direction", "state"], ["__count"]
         )
-        counts = {(buffer.id, state): count for buffer, state, count in data}
+        counts = {(buffer.id, direction, state): count for buffer, direction, state, count in data}
         for buffer in self:
             for state in ("waiting", "processing", "sent", "failure", "error"):
-                buffer[f"count_{state}"] = counts.get((buffer.id, state), 0)
+                buffer[f"count_{state}"] = counts.get((buffer.id, "sales", state), 0)
+            buffer.count_purchases = sum(
+                n for (b, d, _s), n in counts.items() if b == buffer.id and d == "purchase"
+            )
 
     # -- KSeF connection ------------------------------------------------------------------------------
     def _environment(self):
@@ -499,9 +504,13 @@ class KsefnetBuffer(models.Model):
         }
 
     def action_open_documents(self):
+        """The buffer's documents: sales of one status (``ksefnet_state``) or purchases
+        (``ksefnet_direction``), as the Overview's buttons ask."""
         self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id("ksefnet_buffer.action_ksefnet_document")
-        action["domain"] = [("buffer_id", "=", self.id)]
+        direction = self.env.context.get("ksefnet_direction") or "sales"
+        xmlid = "action_ksefnet_purchases" if direction == "purchase" else "action_ksefnet_sales"
+        action = self.env["ir.actions.act_window"]._for_xml_id(f"ksefnet_buffer.{xmlid}")
+        action["domain"] = [("buffer_id", "=", self.id), ("direction", "=", direction)]
         state = self.env.context.get("ksefnet_state")
         if state:
             action["domain"].append(("state", "=", state))
@@ -512,12 +521,27 @@ class KsefnetBuffer(models.Model):
         self.check_access("write")  # the buffer's own operations are its administrators'
         self.sudo().write({"engine_next_run_at": fields.Datetime.now()})
         self.env["ksefnet.sender"]._trigger()
-        return True
+        waiting = sum(self.mapped("count_waiting")) + sum(self.mapped("count_error"))
+        return self._notify(
+            _("Sending started"),
+            _("Documents waiting or to retry: %(count)s. The Sending tab shows the progress.", count=waiting),
+        )
 
     def action_download_now(self):
         self.check_access("write")
         self.env["ksefnet.downloader"]._trigger()
-        return True
+        return self._notify(
+            _("Download started"),
+            _("New invoices appear among the purchases; the Downloading tab shows the progress."),
+        )
+
+    def _notify(self, title, message, kind="info"):
+        """A notification for a button that starts work in the background (it says what it started)."""
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"title": title, "message": message, "type": kind, "sticky": False},
+        }
 
     # -- the engines' transactions: one worker per buffer and operation, one transaction per buffer --------
     @api.model

@@ -20,12 +20,13 @@ import logging
 import random
 from datetime import timedelta
 
+from markupsafe import Markup
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools.translate import LazyTranslate
 from psycopg2.extras import Json, execute_values
 
-from ksefnet_core import fa3
+from ksefnet_core import fa3, visualise
 from ksefnet_core.certificates import CredentialError
 from ksefnet_core.errors import (
     KsefApiError,
@@ -45,8 +46,8 @@ from ksefnet_core.errors import (
 )
 from ksefnet_core.throttle import ThrottleDeferred
 
-from .ksefnet_errors import FORBIDDEN_REASONS, credential_reason, invoice_issues_part
-from .ksefnet_message import Label, message_field, source_field, template_field, user_error
+from .ksefnet_errors import FORBIDDEN_REASONS, credential_reason, invoice_issues_part, issues_reason
+from .ksefnet_message import Label, message_field, render, source_field, template_field, user_error
 
 _logger = logging.getLogger(__name__)
 _lt = LazyTranslate(__name__)
@@ -210,32 +211,39 @@ class KsefnetDocument(models.Model):
     )
     company_id = fields.Many2one(related="buffer_id.company_id", store=True, index=True)
     direction = fields.Selection(
-        [("sales", "Sales"), ("purchase", "Purchase")], required=True, index=True, default="sales"
+        [("sales", "Sales"), ("purchase", "Purchase")],
+        "Direction",
+        required=True,
+        index=True,
+        default="sales",
     )
     origin = fields.Selection(
         [("submitted", "Submitted to the buffer"), ("downloaded", "Downloaded from KSeF")],
+        "Origin",
         required=True,
         default="submitted",
     )
     own_issued = fields.Boolean(
-        compute="_compute_own_issued", store=True, help="The buffer's own NIP is the seller."
+        "Own-issued", compute="_compute_own_issued", store=True, help="The buffer's own NIP is the seller."
     )
-    state = fields.Selection(STATES, required=True, readonly=True, index=True, copy=False)
+    state = fields.Selection(STATES, "Status", required=True, readonly=True, index=True, copy=False)
     active = fields.Boolean(default=True, help="Archived documents are kept, only hidden from the lists.")
 
     # the invoice itself
     xml_attachment_id = fields.Many2one("ir.attachment", string="Invoice XML", readonly=True, copy=False)
     xml_sha256 = fields.Char("XML SHA-256 (Base64)", readonly=True, index=True, copy=False)
-    xml_size = fields.Integer(readonly=True)
-    form_code = fields.Char(readonly=True)
-    invoice_kind = fields.Selection(INVOICE_KINDS, readonly=True)
-    invoice_number = fields.Char(readonly=True, index="trigram")
-    issue_date = fields.Date(readonly=True)
+    xml_size = fields.Integer("XML size (bytes)", readonly=True)
+    form_code = fields.Char("Form", readonly=True)
+    invoice_kind = fields.Selection(INVOICE_KINDS, "Invoice kind", readonly=True)
+    invoice_number = fields.Char("Invoice number", readonly=True, index="trigram")
+    issue_date = fields.Date("Issue date", readonly=True)
     seller_nip = fields.Char("Seller NIP", readonly=True, index=True)
-    seller_name = fields.Char(readonly=True)
+    seller_name = fields.Char("Seller", readonly=True)
     buyer_nip = fields.Char("Buyer NIP", readonly=True, index=True)
-    buyer_identifier = fields.Char(readonly=True, help="Buyer identifier other than a Polish NIP.")
-    buyer_name = fields.Char(readonly=True)
+    buyer_identifier = fields.Char(
+        "Buyer identifier", readonly=True, help="Buyer identifier other than a Polish NIP."
+    )
+    buyer_name = fields.Char("Buyer", readonly=True)
     currency_code = fields.Char("Currency", readonly=True, size=3)
     amount_net = fields.Float("Net", readonly=True, digits=(16, 2))
     amount_vat = fields.Float("VAT", readonly=True, digits=(16, 2))
@@ -248,7 +256,7 @@ class KsefnetDocument(models.Model):
     ksef_acquisition_date = fields.Datetime("KSeF number assigned on", readonly=True, copy=False)
     ksef_storage_date = fields.Datetime("Stored in KSeF on", readonly=True, copy=False)
     ksef_send_mode = fields.Selection(
-        [("online", "Online session"), ("batch", "Batch session")], readonly=True
+        [("online", "Online session"), ("batch", "Batch session")], "Sending mode", readonly=True
     )
     ksef_ambiguous = fields.Boolean(
         "Awaiting reconciliation",
@@ -273,21 +281,36 @@ class KsefnetDocument(models.Model):
     upo_last_error_source = source_field("Last UPO problem (as written)")
     upo_last_error_template = template_field("Last UPO problem (template)")
     last_code = fields.Integer("Last KSeF code", readonly=True, copy=False)
-    last_message = message_field("last_message", "Last Message")
-    last_message_source = source_field("Last Message (as written)")
-    last_message_template = template_field("Last Message (template)")
-    retry_count = fields.Integer(readonly=True, copy=False)
-    next_retry_at = fields.Datetime(readonly=True, copy=False, index=True)
+    last_message = message_field("last_message", "Last message")
+    last_message_source = source_field("Last message (as written)")
+    last_message_template = template_field("Last message (template)")
+    retry_count = fields.Integer("Automatic retries so far", readonly=True, copy=False)
+    next_retry_at = fields.Datetime("Next automatic retry", readonly=True, copy=False, index=True)
     needs_attention = fields.Boolean(
-        readonly=True, copy=False, help="Automatic retries are exhausted: a person should look at it."
+        "Needs attention",
+        readonly=True,
+        copy=False,
+        help="Automatic retries are exhausted: a person should look at it.",
     )
 
     # where it came from
     external_ref = fields.Char("External reference", readonly=True, index="trigram", copy=False)
-    source = fields.Char(readonly=True, help="The system that submitted the invoice, e.g. HiperMarket.")
-    shop_code = fields.Char(readonly=True, index=True)
+    source = fields.Char(
+        "Source", readonly=True, help="The system that submitted the invoice, e.g. HiperMarket."
+    )
+    shop_code = fields.Char("Shop code", readonly=True, index=True)
 
     event_ids = fields.One2many("ksefnet.document.event", "document_id", string="History", readonly=True)
+
+    # what a person reads: rendered from the XML each time (never stored), for those who may read the document
+    invoice_html = fields.Html(
+        "Readable invoice",
+        compute="_compute_invoice_html",
+        help="The invoice as a person reads it (with its KSeF verification QR code), rendered from its XML.",
+    )
+    upo_html = fields.Html(
+        "Readable UPO", compute="_compute_upo_html", help="KSeF's receipt (UPO) as a person reads it."
+    )
 
     _sql_constraints = [
         (
@@ -315,6 +338,45 @@ class KsefnetDocument(models.Model):
     def _compute_upo_available(self):
         for doc in self:
             doc.upo_available = bool(doc.upo_attachment_id)
+
+    @api.depends("xml_attachment_id", "ksef_number", "buffer_id.environment", "buffer_id.api_url")
+    @api.depends_context("lang", "uid")  # per user: the rendering is only computed for those who may read it
+    def _compute_invoice_html(self):
+        self.check_access("read")  # the rendering is the document's content: the same rights and rules
+        for doc in self:
+            xml = doc._xml() if doc.xml_attachment_id else None
+            if not xml:
+                doc.invoice_html = False
+                continue
+            try:
+                environment = doc.buffer_id._environment()
+            except ValueError:  # a custom environment without a usable URL: no QR code, the rest is shown
+                environment = None
+            try:
+                # Markup: every value from the XML is escaped by the renderer (ksefnet_core/tests/test_visualise.py)
+                doc.invoice_html = Markup(  # noqa: S704
+                    visualise.invoice_html(xml, ksef_number=doc.ksef_number or None, environment=environment)
+                )
+            except visualise.VisualisationError as exc:
+                reason = render(self.env, issues_reason(exc.issues))
+                doc.invoice_html = _cannot_show(
+                    _("The invoice cannot be displayed: %(reason)s", reason=reason)
+                )
+
+    @api.depends("upo_attachment_id")
+    @api.depends_context("lang", "uid")  # per user: the rendering is only computed for those who may read it
+    def _compute_upo_html(self):
+        self.check_access("read")
+        for doc in self:
+            upo = doc.sudo().upo_attachment_id.raw if doc.upo_attachment_id else None
+            if not upo:
+                doc.upo_html = False
+                continue
+            try:
+                doc.upo_html = Markup(visualise.upo_html(upo))  # noqa: S704 - escaped by the renderer
+            except visualise.VisualisationError as exc:
+                reason = render(self.env, issues_reason(exc.issues))
+                doc.upo_html = _cannot_show(_("The UPO cannot be displayed: %(reason)s", reason=reason))
 
     # -- the one place where state changes ------------------------------------------------------------------
     def _set_state(self, new_state, *, code=None, message=None, reference=None, **values):
@@ -708,6 +770,19 @@ class KsefnetDocument(models.Model):
         self.env["ksefnet.sender"]._trigger()
         return True
 
+    def action_open_correction(self):
+        """The form to upload the corrected XML of a rejected invoice."""
+        self.ensure_one()
+        self.check_access("write")
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Corrected invoice"),
+            "res_model": "ksefnet.correction.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_document_id": self.id},
+        }
+
     def action_download_upo(self):
         self.ensure_one()
         self.check_access("read")
@@ -788,6 +863,11 @@ def _sql_value(value, column_type):
     if value is False and column_type != "bool":
         return None
     return value
+
+
+def _cannot_show(message):
+    """A warning in place of a rendering (``message`` is escaped)."""
+    return Markup('<div class="alert alert-warning" role="alert">%s</div>') % message
 
 
 def _safe_name(text):

@@ -75,6 +75,7 @@ ISSUE_TEXTS = {
     "no-fa": _lt("The invoice has no Fa section with an issue date (P_1) and number (P_2)"),
     "issue-date": _lt("The issue date (P_1) %(date)s is later than today (%(today)s)"),
     "nip-checksum": _lt("%(party)s: the NIP %(nip)s has a wrong check digit"),
+    "not-a-upo": _lt("This is not a KSeF UPO: the root element is %(root)s"),
 }
 ISSUE_UNKNOWN = _lt("The invoice file does not meet KSeF's requirements (%(code)s)")
 
@@ -214,3 +215,11 @@ def invoice_issues_part(exc, limit=20):
     if len(exc.issues) > limit:
         lines.append(_with(INVOICE_MORE, {"n": len(exc.issues) - limit}))
     return Join("\n", lines)
+
+
+CANNOT_READ = _lt("the file cannot be read")
+
+
+def issues_reason(issues):
+    """Why a file cannot be used, from its issues (``ValidationIssue``), as one message part."""
+    return Join("; ", [issue_part(i) for i in issues]) if issues else CANNOT_READ

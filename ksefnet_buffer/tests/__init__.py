@@ -5,6 +5,7 @@ from . import (
     test_engine_transactions,
     test_i18n,
     test_messages_i18n,
+    test_readable,
     test_security,
     test_sending,
 )

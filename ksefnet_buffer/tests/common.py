@@ -5,7 +5,7 @@ import itertools
 import time
 
 import requests
-from odoo.tests import TransactionCase
+from odoo.tests import TransactionCase, new_test_user
 
 from ksefnet_core.simulator.app import Simulator, SimulatorConfig
 from ksefnet_core.simulator.server import SimulatorServer
@@ -78,14 +78,16 @@ class KsefSimulatorCase(TransactionCase):
         return resp.json()["token"]
 
     @classmethod
-    def set_token(cls, buffer, token):
+    def set_token(cls, buffer, token, verify=True):
         wizard = cls.env["ksefnet.credentials.wizard"].create(
-            {"buffer_id": buffer.id, "method": "token", "ksef_token": token}
+            {"buffer_id": buffer.id, "method": "token", "ksef_token": token, "verify": verify}
         )
         wizard.action_save()
 
     @classmethod
-    def set_certificate(cls, buffer, pkcs12, password, subject_identifier_type="certificateSubject"):
+    def set_certificate(
+        cls, buffer, pkcs12, password, subject_identifier_type="certificateSubject", verify=True
+    ):
         wizard = cls.env["ksefnet.credentials.wizard"].create(
             {
                 "buffer_id": buffer.id,
@@ -93,9 +95,21 @@ class KsefSimulatorCase(TransactionCase):
                 "certificate_file": base64.b64encode(pkcs12),
                 "certificate_password": password,
                 "subject_identifier_type": subject_identifier_type,
+                "verify": verify,
             }
         )
         wizard.action_save()
+
+    def other_company_admin(self, login):
+        """A KSeF administrator (who sees every document of their companies) of another company only."""
+        other_company = self.env["res.company"].create({"name": "Sklep Gdańsk Sp. z o.o."})
+        return new_test_user(
+            self.env,
+            login=login,
+            groups="ksefnet_buffer.group_ksef_admin",
+            company_id=other_company.id,
+            company_ids=[(6, 0, [other_company.id])],
+        )
 
     def invoice(self, number=None, **kw):
         kw.setdefault("seller_nip", self.nip)

@@ -33,7 +33,12 @@ class TestBuffer(KsefSimulatorCase):
             {"name": "Other", "nip": "1111111111", "environment": "simulator", "api_url": self.sim.api_base}
         )
         token = self.mint_token(self.nip)  # a token of another NIP does not work in this context
-        self.set_token(buffer, token)
+        with self.assertRaises(UserError) as caught:
+            self.set_token(buffer, token)  # checked with KSeF first: refused, nothing replaced
+        self.assertIn("previous ones are kept", str(caught.exception))
+        self.assertNotIn(token, str(caught.exception))
+        self.assertFalse(buffer.credentials_set)
+        self.set_token(buffer, token, verify=False)  # saved without the check (KSeF unreachable, say)
         result = buffer.action_test_connection()
         self.assertEqual(result["params"]["type"], "danger")
         self.assertIn("KSeF", result["params"]["message"])
@@ -54,13 +59,22 @@ class TestBuffer(KsefSimulatorCase):
             ).action_save()
 
     def _certificate_buffer(
-        self, nip, credential, password="tajne-haslo", subject_identifier_type="certificateSubject"
+        self,
+        nip,
+        credential,
+        password="tajne-haslo",
+        subject_identifier_type="certificateSubject",
+        verify=True,
     ):
         buffer = self.env["ksefnet.buffer"].search([("nip", "=", nip)]) or self.env["ksefnet.buffer"].create(
             {"name": f"Cert {nip}", "nip": nip, "environment": "simulator", "api_url": self.sim.api_base}
         )
         self.set_certificate(
-            buffer, credential_to_pkcs12(credential, password), password, subject_identifier_type
+            buffer,
+            credential_to_pkcs12(credential, password),
+            password,
+            subject_identifier_type,
+            verify=verify,
         )
         return buffer
 
@@ -82,7 +96,9 @@ class TestBuffer(KsefSimulatorCase):
 
     def test_pesel_certificate_in_company_nip_context(self):
         cred = generate_test_credential(CertificateKind.PERSONAL_PESEL, pesel=PESEL)
-        buffer = self._certificate_buffer("1111111111", cred)
+        with self.assertRaises(UserError):  # KSeF refuses it for now: checked before it is saved
+            self._certificate_buffer("1111111111", cred)
+        buffer = self._certificate_buffer("1111111111", cred, verify=False)
         self.assertEqual(buffer.certificate_kind, "personal_pesel")
         # Without a permission in the company's context, KSeF refuses (415) and the buffer says so.
         result = buffer.action_test_connection()
@@ -107,6 +123,20 @@ class TestBuffer(KsefSimulatorCase):
             self.set_certificate(buffer, credential_to_pkcs12(cred, "dobre-haslo"), "zle-haslo")
         self.assertNotIn("zle-haslo", str(caught.exception))
         self.assertFalse(buffer.credentials_set)
+
+    def test_an_expired_certificate_or_another_companys_seal_never_replaces_working_credentials(self):
+        seal = generate_test_credential(CertificateKind.COMPANY_SEAL, nip="1111111111")
+        buffer = self._certificate_buffer("1111111111", seal)
+        fingerprint = buffer.certificate_fingerprint
+        expired = generate_test_credential(CertificateKind.COMPANY_SEAL, nip="1111111111", valid_days=-1)
+        other = generate_test_credential(CertificateKind.COMPANY_SEAL, nip=self.nip)
+        for credential, words in ((expired, "expired"), (other, self.nip)):
+            with self.assertRaises(UserError) as caught:
+                self.set_certificate(buffer, credential_to_pkcs12(credential, "x"), "x")
+            self.assertIn(words, str(caught.exception))
+            self.assertEqual(buffer.certificate_fingerprint, fingerprint, "the working certificate stays")
+        result = buffer.action_test_connection()
+        self.assertEqual(result["params"]["type"], "success", result["params"]["message"])
 
     def test_certificate_expiry_is_warned(self):
         cred = generate_test_credential(CertificateKind.COMPANY_SEAL, nip="1111111111", valid_days=10)

@@ -18,6 +18,7 @@ from odoo.modules.module import get_module_path
 from odoo.tests import TransactionCase, new_test_user, tagged
 from odoo.tools.translate import LazyTranslate
 
+from ksefnet_core import visualise
 from ksefnet_core.certificates import CredentialError, load_credential
 from ksefnet_core.errors import (
     ErrorDetail,
@@ -216,6 +217,14 @@ class TestTemplatesReadInPolish(TransactionCase):
         )
         self.assertIn("(wiersz 7)", text)
         self.assertIn(f"... oraz pozostałych problemów: {len(issues) - 20}.", text)
+
+    def test_a_document_that_cannot_be_displayed_says_why_in_polish(self):
+        for show in (visualise.invoice_html, visualise.upo_html):
+            for data in (b"<Rechnung/>", b"<Faktura><Fa>", b'<!DOCTYPE x [<!ENTITY a "b">]><x/>'):
+                with self.assertRaises(visualise.VisualisationError) as caught:
+                    show(data)
+                self.assertTrue(caught.exception.issues, caught.exception)
+                self.assertPolish(ksefnet_errors.issues_reason(caught.exception.issues))
 
     def test_parameters_that_are_translatable_are_rendered_in_the_same_language(self):
         part = _lt(

@@ -8,15 +8,8 @@ from .common import KsefSimulatorCase
 class TestSecurityAndDashboard(KsefSimulatorCase):
     def test_companies_see_only_their_own_buffers_and_documents(self):
         doc = self.submit()
-        other_company = self.env["res.company"].create({"name": "Sklep Gdańsk Sp. z o.o."})
         # Administrators (who see every document of their companies): only the company rule separates them.
-        outsider = new_test_user(
-            self.env,
-            login="ksef_other_company",
-            groups="ksefnet_buffer.group_ksef_admin",
-            company_id=other_company.id,
-            company_ids=[(6, 0, [other_company.id])],
-        )
+        outsider = self.other_company_admin("ksef_other_company")
         self.assertFalse(self.env["ksefnet.buffer"].with_user(outsider).search([("id", "=", self.buffer.id)]))
         self.assertFalse(self.env["ksefnet.document"].with_user(outsider).search([("id", "=", doc.id)]))
         with self.assertRaises(AccessError):

@@ -1,1 +1,1 @@
-from . import ksefnet_credentials_wizard
+from . import ksefnet_correction_wizard, ksefnet_credentials_wizard

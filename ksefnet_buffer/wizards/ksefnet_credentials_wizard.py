@@ -1,9 +1,11 @@
 import base64
+from datetime import datetime, timezone
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ksefnet_core.certificates import CertificateKind, CredentialError, load_credential
+from ksefnet_core.errors import KsefError
 
 from ..models.ksefnet_errors import credential_reason
 from ..models.ksefnet_message import render
@@ -35,6 +37,12 @@ class KsefnetCredentialsWizard(models.TransientModel):
     certificate_filename = fields.Char()
     key_file = fields.Binary("Private key file", help="Only when the key is in a separate PEM file.")
     certificate_password = fields.Char("Password")
+    verify = fields.Boolean(
+        "Check with KSeF before saving",
+        default=True,
+        help="Authenticate with the new credentials first and keep the previous ones if KSeF refuses them. "
+        "Switch it off only when KSeF cannot be reached and the credentials are known to be right.",
+    )
     subject_identifier_type = fields.Selection(
         [
             ("certificateSubject", "Certificate subject"),
@@ -67,6 +75,26 @@ class KsefnetCredentialsWizard(models.TransientModel):
         if not self.env.user.has_group("ksefnet_buffer.group_ksef_admin"):
             raise UserError(_("Only KSeF administrators can set credentials."))
 
+    def _replace_credentials(self, buffer, values):
+        """Put the new credentials on the buffer; with ``verify``, only if KSeF accepts them (else the
+        previous ones stay, and the administrator reads why)."""
+        from ..models.ksefnet_document import describe_ksef_error
+
+        try:
+            with self.env.cr.savepoint():
+                buffer.write(values)
+                buffer._forget_clients()
+                if self.verify:
+                    buffer._ksef_client(fresh=True)
+        except (KsefError, UserError, ValueError) as exc:
+            buffer._forget_clients()
+            raise UserError(
+                _(
+                    "KSeF did not accept these credentials, so the previous ones are kept: %(reason)s",
+                    reason=render(self.env, describe_ksef_error(self.env, exc)),
+                )
+            ) from None
+
     def action_save(self):
         self.ensure_one()
         self._ensure_administrator()
@@ -81,7 +109,8 @@ class KsefnetCredentialsWizard(models.TransientModel):
             token = self._secret("ksef_token").strip()
             if not token or any(c.isspace() for c in token) or len(token) > 1000:
                 raise UserError(_("Paste the whole KSeF token, as KSeF showed it (one line, no spaces)."))
-            buffer.write(
+            self._replace_credentials(
+                buffer,
                 dict(
                     common,
                     auth_method="token",
@@ -94,7 +123,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
                     certificate_fingerprint=False,
                     certificate_valid_from=False,
                     certificate_valid_to=False,
-                )
+                ),
             )
         else:
             if not self.certificate_file:
@@ -107,6 +136,22 @@ class KsefnetCredentialsWizard(models.TransientModel):
             except CredentialError as exc:
                 reason = render(self.env, credential_reason(exc))
                 raise UserError(_("The certificate cannot be used: %(reason)s.", reason=reason)) from None
+            if credential.not_after < datetime.now(timezone.utc):
+                raise UserError(
+                    _(
+                        "This certificate expired on %(date)s: KSeF refuses it. The previous credentials are kept.",
+                        date=credential.not_after.date().isoformat(),
+                    )
+                )
+            if credential.kind == CertificateKind.COMPANY_SEAL and credential.subject_nip != buffer.nip:
+                raise UserError(
+                    _(
+                        "This company seal belongs to NIP %(seal)s, not to the buffer's NIP %(nip)s. The previous "
+                        "credentials are kept.",
+                        seal=credential.subject_nip or "-",
+                        nip=buffer.nip,
+                    )
+                )
             if (
                 credential.kind == CertificateKind.OTHER
                 and self.subject_identifier_type != "certificateFingerprint"
@@ -123,7 +168,8 @@ class KsefnetCredentialsWizard(models.TransientModel):
                 from ksefnet_core.certificates import credential_to_pkcs12
 
                 stored = credential_to_pkcs12(credential, password)
-            buffer.write(
+            self._replace_credentials(
+                buffer,
                 dict(
                     common,
                     auth_method="certificate",
@@ -137,9 +183,8 @@ class KsefnetCredentialsWizard(models.TransientModel):
                     certificate_valid_from=credential.not_before.replace(tzinfo=None),
                     certificate_valid_to=credential.not_after.replace(tzinfo=None),
                     subject_identifier_type=self.subject_identifier_type,
-                )
+                ),
             )
-        buffer._forget_clients()
         # Do not keep the secret in the wizard's table.
         self.write(
             {"ksef_token": False, "certificate_file": False, "key_file": False, "certificate_password": False}

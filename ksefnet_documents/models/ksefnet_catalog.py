@@ -26,7 +26,8 @@ class KsefnetCatalog(models.Model):
     def _compute_complete_name(self):
         for catalog in self:
             parent = catalog.parent_id.complete_name
-            catalog.complete_name = f"{parent} / {catalog.name}" if parent else catalog.name
+            name = catalog.name or "…"  # a sub-catalog being named: not "False"
+            catalog.complete_name = f"{parent} / {name}" if parent else catalog.name
 
     def _compute_document_count(self):
         counts = dict(

@@ -194,8 +194,7 @@ class KsefnetClassificationRule(models.Model):
         """Reclassify every document of the rule's buffers with the current rules."""
         self.check_access("write")  # the rules' administrators
         docs = self.env["ksefnet.document"].search([("buffer_id", "in", self.buffer_id.ids)])
-        docs.action_reclassify()
-        return True
+        return docs.action_reclassify()
 
 
 # -- the compiled form ---------------------------------------------------------------------------------------

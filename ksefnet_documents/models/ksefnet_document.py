@@ -2,7 +2,7 @@
 
 import logging
 
-from odoo import fields, models
+from odoo import _, fields, models
 from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
     Join,
     message_field,
@@ -154,7 +154,23 @@ class KsefnetDocument(models.Model):
         """Reclassify the selected documents with the current rules (needs the right to handle them)."""
         self.check_access("write")
         self.sudo()._classify()
-        return True
+        filed = len(self.filtered("catalog_id"))
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("Reclassified"),
+                "message": _(
+                    "Documents reclassified: %(count)s; in a catalog: %(filed)s; unassigned: %(rest)s.",
+                    count=len(self),
+                    filed=filed,
+                    rest=len(self) - filed,
+                ),
+                "type": "success",
+                "sticky": False,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
 
 
 def _validity_reason(key, params):

@@ -51,7 +51,9 @@ class KsefnetShop(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         shops = super().create(vals_list)
-        category = self.env.ref("ksefnet_buffer.module_category_ksefnet")
+        # a category of their own: the KSeF category stays a chain (user < administrator), which the
+        # user form shows as one choice without developer mode
+        category = self.env.ref("ksefnet_documents.module_category_ksefnet_shops")
         for shop in shops:
             shop.group_id = (
                 self.env["res.groups"]

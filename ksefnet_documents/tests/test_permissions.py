@@ -69,6 +69,19 @@ class TestPermissions(PermissionsSetup, DocumentsCase):
             self.doc_b.xml_attachment_id.with_user(self.shop_a_user).read(["raw"])
         self.assertTrue(self.doc_a.xml_attachment_id.with_user(self.shop_a_user).read(["raw"])[0]["raw"])
 
+    def test_the_readable_invoice_and_its_print_follow_the_same_rules(self):
+        Report = self.env["ir.actions.report"].with_user(self.shop_a_user)
+        doc_a, doc_b = self.doc_a.with_user(self.shop_a_user), self.doc_b.with_user(self.shop_a_user)
+        self.assertIn("FV/A/1", doc_a.invoice_html)
+        html, _kind = Report._render_qweb_html("ksefnet_buffer.report_ksefnet_invoice", doc_a.ids)
+        self.assertIn(b"FV/A/1", html)
+        with self.assertRaises(AccessError):
+            doc_b.read(["invoice_html"])
+        with self.assertRaises(AccessError):
+            doc_b.invoice_html  # noqa: B018 - reading is the test
+        with self.assertRaises(AccessError):
+            Report._render_qweb_html("ksefnet_buffer.report_ksefnet_invoice", doc_b.ids)
+
     def test_catalog_permission_covers_sub_catalogs(self):
         self.assertEqual(self.visible(self.reader), self.doc_energy)  # Energia is inside Koszty
         deeper = self.catalog("Prąd", self.energy)

@@ -1,0 +1,1 @@
+from . import ksefnet_document_reports
