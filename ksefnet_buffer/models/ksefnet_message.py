@@ -82,10 +82,7 @@ def reader_lang(env):
 
 def render(env, part, lang=None):
     """``part`` (a message part or its JSON form) as text in ``lang`` (default: the reader's language)."""
-    lang = lang or reader_lang(env)
-    if env.lang != lang:
-        env = env(context=dict(env.context, lang=lang))
-    return _text(env, dump(part), lang)
+    return _text(env, dump(part), lang or reader_lang(env))
 
 
 def english(env, part):
@@ -125,6 +122,8 @@ def _value(env, data, lang):
     if "l" in data:
         model, field, value = data["l"]
         if model in env and field in env[model]._fields:
+            if env.lang != lang:
+                env = env(context=dict(env.context, lang=lang))
             labels = dict(env[model]._fields[field]._description_selection(env))
             return labels.get(value, value)
         return value
