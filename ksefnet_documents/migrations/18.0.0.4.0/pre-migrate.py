@@ -1,4 +1,4 @@
-"""18.0.0.3.0: classification notes and validity reasons are stored as template + parameters and shown in the
+"""18.0.0.4.0: classification notes and validity reasons are stored as template + parameters and shown in the
 reader's language: each text column becomes ``<field>_source`` (the text as written, shown as it is for rows
 written before); ``<field>`` is now computed in the reader's language."""
 
