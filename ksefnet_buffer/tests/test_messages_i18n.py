@@ -71,6 +71,14 @@ def english_words(*modules):
     return words - ALLOWED
 
 
+def install_polish(env, *modules):
+    """Install Polish with the modules' terms (code terms come from the .po files, selection labels such as
+    the statuses from the database's terms); the English words of the modules' code terms."""
+    env["res.lang"]._activate_lang("pl_PL")
+    env["ir.module.module"]._load_module_terms(list(modules), ["pl_PL"], overwrite=True)
+    return english_words(*modules)
+
+
 def as_reader(record, user):
     """``record`` as ``user`` reads it in the web client, over RPC or in an export (the user's language is
     in the context of every request)."""
@@ -141,10 +149,7 @@ class TestTemplatesReadInPolish(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env["res.lang"]._activate_lang("pl_PL")
-        # code terms come from the .po files; selection labels (statuses) from the database's terms
-        cls.env["ir.module.module"]._load_module_terms(["ksefnet_buffer"], ["pl_PL"], overwrite=True)
-        cls.english = english_words("ksefnet_buffer")
+        cls.english = install_polish(cls.env, "ksefnet_buffer")
 
     def assertPolish(self, part, *, differs=True):
         polish = render(self.env, part, "pl_PL")
@@ -302,9 +307,7 @@ class TestEngineMessagesReadInPolish(KsefSimulatorCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env["res.lang"]._activate_lang("pl_PL")
-        cls.env["ir.module.module"]._load_module_terms(["ksefnet_buffer"], ["pl_PL"], overwrite=True)
-        cls.english = english_words("ksefnet_buffer")
+        cls.english = install_polish(cls.env, "ksefnet_buffer")
         cls.polish_reader = new_test_user(
             cls.env, "ksiegowa_pl", groups="base.group_user,ksefnet_buffer.group_ksef_admin", lang="pl_PL"
         )

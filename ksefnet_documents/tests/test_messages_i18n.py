@@ -1,6 +1,11 @@
 """Classification notes, validity reasons and shop group names read in the reader's language."""
 
-from odoo.addons.ksefnet_buffer.tests.test_messages_i18n import as_reader, english_left, english_words, msgids
+from odoo.addons.ksefnet_buffer.tests.test_messages_i18n import (
+    as_reader,
+    english_left,
+    install_polish,
+    msgids,
+)
 from odoo.tests import new_test_user, tagged
 
 from ksefnet_core.download import DownloadedInvoice
@@ -22,11 +27,7 @@ class TestDocumentMessagesReadInPolish(DocumentsCase):
     def setUpClass(cls):
         super().setUpClass()
         env = cls.env
-        env["res.lang"]._activate_lang("pl_PL")
-        env["ir.module.module"]._load_module_terms(
-            ["ksefnet_buffer", "ksefnet_documents"], ["pl_PL"], overwrite=True
-        )
-        cls.english = english_words("ksefnet_buffer", "ksefnet_documents")
+        cls.english = install_polish(env, "ksefnet_buffer", "ksefnet_documents")
         groups = "base.group_user,ksefnet_buffer.group_ksef_admin"
         cls.polish_reader = new_test_user(env, "ksiegowa_dok", groups=groups, lang="pl_PL")
         cls.english_reader = new_test_user(env, "clerk_dok", groups=groups, lang="en_US")
