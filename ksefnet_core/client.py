@@ -7,14 +7,22 @@ refresh (a 401 means KSeF did not process it).
 
 Workflows (authentication, sending, downloading) are built on top in :mod:`ksefnet_core.auth`,
 :mod:`ksefnet_core.sessions` and :mod:`ksefnet_core.download`.
+
+KSeF may add an ``X-System-Warning`` header to any answer (``[code]: message | [code]: message``): a
+technical warning that does not change the result (e.g. an invoice that will fail the stricter validation
+later). The client logs every one and keeps the latest in :attr:`KsefClient.system_warnings`; a caller (the
+Odoo buffer) can also pass ``on_system_warning`` to be told at once. On TEST, ``test_system_warning`` sends
+``X-Test-System-Warning`` with every request, which makes KSeF answer with that text as a warning.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -40,9 +48,16 @@ from .errors import (
     KsefTransportError,
     KsefUnauthorized,
 )
-from .throttle import Throttle
+from .throttle import OTHER_GROUP, Throttle
 
 _logger = logging.getLogger(__name__)
+
+SYSTEM_WARNING_HEADER = "X-System-Warning"
+TEST_SYSTEM_WARNING_HEADER = "X-Test-System-Warning"
+#: one warning of the header (the spec's regex: ``\[(?<code>[^\]]+)\]: (?<message>[^|]+)``)
+_WARNING = re.compile(r"\[(?P<code>[^\]]+)\]: (?P<message>[^|]+)")
+#: how many system warnings a client keeps
+KEPT_WARNINGS = 100
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 #: refresh the access token when it expires within this margin
@@ -67,6 +82,41 @@ class Token:
         return f"Token(<hidden>, valid_until={self.valid_until.isoformat()})"
 
 
+@dataclass(frozen=True)
+class SystemWarning:
+    """One warning of KSeF's ``X-System-Warning`` header, with the request it came with."""
+
+    code: str
+    message: str
+    method: str
+    path: str
+    received: datetime
+
+    def __str__(self) -> str:
+        return f"[{self.code}]: {self.message}"
+
+
+def parse_system_warnings(value: str | None) -> list[tuple[str, str]]:
+    """(code, message) pairs of an ``X-System-Warning`` value; text outside the format is one warning with
+    code ``?`` (KSeF's format may change; nothing it says is dropped)."""
+    if not value or not value.strip():
+        return []
+    found = [(m["code"].strip(), m["message"].strip()) for m in _WARNING.finditer(value)]
+    return found or [("?", value.strip())]
+
+
+def endpoint_template(path: str) -> str:
+    """``/tokens/20251010-EC-...`` -> ``/tokens/{}``: the endpoint of a path, for per-endpoint counters.
+
+    KSeF's literal path segments are lower-case words (``grants``, ``current``, ``eu-entities``); identifiers
+    (reference numbers, serial numbers, KSeF numbers, permission ids) are not.
+    """
+    return "/".join(
+        seg if re.fullmatch(r"[a-z][a-z-]*", seg) or not seg else "{}"
+        for seg in path.split("?", 1)[0].split("/")
+    )
+
+
 class KsefClient:
     """HTTP client for one KSeF environment (or the local simulator, through a custom base URL).
 
@@ -83,6 +133,8 @@ class KsefClient:
         problem_details: bool = False,
         throttle: Throttle | None = None,
         throttle_max_wait: float | None = None,
+        on_system_warning: Callable[[SystemWarning], None] | None = None,
+        test_system_warning: str | None = None,
     ) -> None:
         self.environment = get_environment(environment) if isinstance(environment, str) else environment
         self.timeout = timeout
@@ -90,6 +142,8 @@ class KsefClient:
         self.http.headers.update({"User-Agent": f"KSeFNet/{__version__}", "Accept": "application/json"})
         if problem_details:
             self.http.headers["X-Error-Format"] = "problem-details"
+        if test_system_warning:  # TEST only: KSeF echoes it as X-System-Warning
+            self.http.headers[TEST_SYSTEM_WARNING_HEADER] = test_system_warning
         self.access_token: Token | None = None
         self.refresh_token: Token | None = None
         self.auth_reference: str | None = None
@@ -98,6 +152,9 @@ class KsefClient:
         #: optional client-side pacing (see :mod:`ksefnet_core.throttle`); None sends at once
         self.throttle = throttle
         self.throttle_max_wait = throttle_max_wait
+        #: the latest system warnings KSeF sent (oldest first)
+        self.system_warnings: deque[SystemWarning] = deque(maxlen=KEPT_WARNINGS)
+        self.on_system_warning = on_system_warning
 
     def __repr__(self) -> str:
         return f"KsefClient({self.environment.name}, {self.environment.api_base})"
@@ -139,7 +196,9 @@ class KsefClient:
         hdrs = dict(headers or {})
         uses_access = auth == "access"
         if group is None and uses_access and absolute_url is None:
-            group = "other"  # every protected endpoint without a group of its own counts as "other"
+            group = OTHER_GROUP  # every protected endpoint without a group of its own counts as "other"
+        # the endpoints of the default group each have their own counter (limity-api.md)
+        counter = f"{OTHER_GROUP} {method} {endpoint_template(path)}" if group == OTHER_GROUP else None
         if uses_access:
             self._ensure_fresh_access_token()
         for attempt in (1, 2):
@@ -152,10 +211,11 @@ class KsefClient:
             else:
                 payload = data
             if self.throttle is not None and group:
-                self.throttle.acquire(group, self.throttle_max_wait)
+                self.throttle.acquire(group, self.throttle_max_wait, counter)
             resp = self._send(
                 method, absolute_url or self.url(path), payload, params, hdrs, stream, timeout, path
             )
+            self._note_warnings(resp, method, path)
             if resp.status_code == 401 and uses_access and attempt == 1 and self.refresh_token is not None:
                 resp.close()
                 self.refresh_access_token()
@@ -167,6 +227,29 @@ class KsefClient:
                 self.throttle.penalise(group, err.retry_after or 1.0)
             raise err
         return resp
+
+    def _note_warnings(self, resp: requests.Response, method: str, path: str) -> None:
+        """Log and keep the ``X-System-Warning`` of an answer, and tell ``on_system_warning``."""
+        value = resp.headers.get(SYSTEM_WARNING_HEADER)
+        if not value:
+            return
+        now = datetime.now(timezone.utc)
+        for code, message in parse_system_warnings(value):
+            warning = SystemWarning(code, message, method, path, now)
+            _logger.warning("KSeF system warning on %s %s: %s", method, path, warning)
+            self.system_warnings.append(warning)
+            if self.on_system_warning is not None:
+                try:
+                    self.on_system_warning(warning)
+                except Exception:  # a listener's bug must not turn KSeF's answer into an error
+                    _logger.exception("system warning listener failed")
+
+    def _close_group(self, close_group: str, open_group: str) -> str:
+        """KSeF 2.8+ counts closing sessions in a group of its own; a throttle built for older limits that do
+        not list it paces closing with opening, as KSeF did then."""
+        if self.throttle is None or close_group in self.throttle.limits:
+            return close_group
+        return open_group
 
     def _bearer(self, auth: str | None) -> str | None:
         if auth is None:
@@ -316,7 +399,7 @@ class KsefClient:
 
     # -- security ---------------------------------------------------------------------------------------
     def get_public_key_certificates(self) -> list[PublicKeyCertificate]:
-        resp = self.request("GET", "/security/public-key-certificates", auth=None, group="auth")
+        resp = self.request("GET", "/security/public-key-certificates", auth=None, group="anonymous")
         return [PublicKeyCertificate.from_json(item) for item in self._json(resp)]
 
     def public_keys(self, refresh: bool = False) -> list[PublicKeyCertificate]:
@@ -327,11 +410,13 @@ class KsefClient:
 
     # -- authentication ---------------------------------------------------------------------------------
     def auth_challenge(self) -> dict:
-        return self._json(self.request("POST", "/auth/challenge", auth=None, group="auth"))
+        return self._json(self.request("POST", "/auth/challenge", auth=None, group="anonymous"))
 
     def auth_ksef_token(self, body: dict) -> dict:
         return self._json(
-            self.request("POST", "/auth/ksef-token", auth=None, json_body=body, expect=(202,), group="auth")
+            self.request(
+                "POST", "/auth/ksef-token", auth=None, json_body=body, expect=(202,), group="anonymous"
+            )
         )
 
     def auth_xades_signature(self, signed_xml: bytes, verify_certificate_chain: bool | None = None) -> dict:
@@ -348,7 +433,7 @@ class KsefClient:
             params=params,
             headers={"Content-Type": "application/xml"},
             expect=(202,),
-            group="auth",
+            group="anonymous",
         )
         return self._json(resp)
 
@@ -408,7 +493,10 @@ class KsefClient:
 
     def close_online_session(self, session_reference: str) -> None:
         self.request(
-            "POST", f"/sessions/online/{session_reference}/close", expect=(204,), group="onlineSession"
+            "POST",
+            f"/sessions/online/{session_reference}/close",
+            expect=(204,),
+            group=self._close_group("onlineSessionClose", "onlineSession"),
         )
 
     # -- batch session ----------------------------------------------------------------------------------
@@ -432,7 +520,10 @@ class KsefClient:
 
     def close_batch_session(self, session_reference: str) -> None:
         self.request(
-            "POST", f"/sessions/batch/{session_reference}/close", expect=(204,), group="batchSession"
+            "POST",
+            f"/sessions/batch/{session_reference}/close",
+            expect=(204,),
+            group=self._close_group("batchSessionClose", "batchSession"),
         )
 
     # -- session status ---------------------------------------------------------------------------------

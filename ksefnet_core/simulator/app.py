@@ -247,6 +247,27 @@ class Simulator:
 
         req.auth = auth_context_for(self, claims)  # 401 for the refresh token of a revoked auth session
 
+    # -- rate limits ------------------------------------------------------------------------------------
+    def _count(self, req: Request, route: Route) -> None:
+        """Count the request in its group (429 when over a limit): per (context, IP); unauthenticated calls
+        per IP; each endpoint of ``other`` on its own counter; everything per IP in ``global`` when it is on."""
+        limiter = self.rate_limiter
+        group = route.rate_group or ""
+        key = f"{req.auth.context_type}:{req.auth.context_value}" if req.auth else "-"
+        key = f"{key}|{req.client_ip}"
+        if group == "other":
+            key += f"|{route.method} {route.template}"
+        checks = [(group, key)]
+        if limiter.global_active():
+            checks.append(("global", req.client_ip))
+        for name, slot in checks:
+            retry_after = limiter.hit(name, slot)
+            if retry_after is not None:
+                raise ApiError.too_many(
+                    retry_after,
+                    f"Przekroczono limit żądań dla grupy {name}. Spróbuj ponownie po {retry_after} sekundach.",
+                )
+
     # -- pipeline ---------------------------------------------------------------------------------------
     def dispatch(self, req: Request, prefix: str) -> Response | None:
         route: Route | None = None
@@ -262,14 +283,7 @@ class Simulator:
             if route.auth:
                 self.authenticate(req, route)
             if route.rate_group and self.rate_limiter.enabled:
-                key = f"{req.auth.context_type}:{req.auth.context_value}" if req.auth else "-"
-                retry_after = self.rate_limiter.hit(route.rate_group, f"{key}|{req.client_ip}")
-                if retry_after is not None:
-                    raise ApiError.too_many(
-                        retry_after,
-                        f"Przekroczono limit żądań dla grupy {route.rate_group}. "
-                        f"Spróbuj ponownie po {retry_after} sekundach.",
-                    )
+                self._count(req, route)
             if self.conformance is not None and route.prefix == API_PREFIX:
                 self.conformance.validate_request(req, route)
             resp = route.handler(req)

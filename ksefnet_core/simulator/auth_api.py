@@ -12,7 +12,7 @@ import binascii
 import functools
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..crypto import USAGE_KSEF_TOKEN, b64decode
@@ -57,6 +57,8 @@ METHODS = {
     },
 }
 TOKEN_MAX_AGE_DAYS = 7  # auth operation statuses are kept 7 days, then 410
+#: the day KSeF stopped sending ``authenticationMethod`` (changelog 2.1.0)
+AUTHENTICATION_METHOD_REMOVED = datetime(2026, 11, 16, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -413,12 +415,11 @@ def _op_status(sim: Simulator, op: AuthOperation) -> dict:
     status: dict[str, Any] = {"code": code, "description": AUTH_STATUS.get(code, "Uwierzytelnianie")}
     if code >= 400 and op.final_details:
         status["details"] = op.final_details
-    out: dict[str, Any] = {
-        "startDate": iso(op.start),
-        "authenticationMethod": op.method,
-        "authenticationMethodInfo": METHODS.get(op.method, METHODS["QualifiedSignature"]),
-        "status": status,
-    }
+    out: dict[str, Any] = {"startDate": iso(op.start)}
+    if now < AUTHENTICATION_METHOD_REMOVED:  # gone since 2026-11-16: authenticationMethodInfo says it
+        out["authenticationMethod"] = op.method
+    out["authenticationMethodInfo"] = METHODS.get(op.method, METHODS["QualifiedSignature"])
+    out["status"] = status
     if code == 200:
         out["isTokenRedeemed"] = op.redeemed
         if op.last_refresh:
@@ -602,16 +603,23 @@ def delete_token(sim: Simulator, req: Request) -> Response:
 # -- limits and TEST data -----------------------------------------------------------------------------------
 
 
-def get_context_limits(sim: Simulator, req: Request) -> Response:
-    override = store(sim).session_limits.get(req.auth.context_value)
-    default = {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10000}
-    return Response.json(override or {"onlineSession": dict(default), "batchSession": dict(default)})
+SESSION_LIMITS = {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10000}
+#: the most invoices in one collective identifier (API 2.7.0: 500; ``collectiveIdentifier`` of 2.9.0)
+COLLECTIVE_IDENTIFIER_LIMITS = {"maxInvoices": 500}
 
 
 def context_limits(sim: Simulator, context_value: str) -> dict:
-    override = store(sim).session_limits.get(context_value)
-    default = {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10000}
-    return override or {"onlineSession": dict(default), "batchSession": dict(default)}
+    """The effective limits of a context (``GET /limits/context``): the TEST override, else the defaults."""
+    override = store(sim).session_limits.get(context_value) or {}
+    return {
+        "onlineSession": dict(override.get("onlineSession") or SESSION_LIMITS),
+        "batchSession": dict(override.get("batchSession") or SESSION_LIMITS),
+        "collectiveIdentifier": dict(override.get("collectiveIdentifier") or COLLECTIVE_IDENTIFIER_LIMITS),
+    }
+
+
+def get_context_limits(sim: Simulator, req: Request) -> Response:
+    return Response.json(context_limits(sim, req.auth.context_value))
 
 
 def get_subject_limits(sim: Simulator, req: Request) -> Response:
@@ -644,11 +652,14 @@ def post_session_limits(sim: Simulator, req: Request) -> Response:
     body = req.json()
     if not isinstance(body, dict) or "onlineSession" not in body or "batchSession" not in body:
         raise _validation("Wymagane pola onlineSession i batchSession.")
+    override = {k: body[k] for k in ("onlineSession", "batchSession", "collectiveIdentifier") if k in body}
+    for name, value in override.items():
+        if not isinstance(value, dict) or any(
+            not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value.values()
+        ):
+            raise _validation(f"Nieprawidłowe limity {name}.")
     with sim.lock:
-        store(sim).session_limits[req.auth.context_value] = {
-            "onlineSession": body["onlineSession"],
-            "batchSession": body["batchSession"],
-        }
+        store(sim).session_limits[req.auth.context_value] = override
     return Response(200)
 
 
@@ -763,16 +774,16 @@ def register(sim: Simulator) -> None:
     ) -> None:
         sim.router.add(method, path, functools.partial(handler, sim), auth=auth, rate_group=group)
 
-    add("POST", "/auth/challenge", post_challenge, None, "auth")
-    add("POST", "/auth/ksef-token", post_ksef_token, None, "auth")
-    add("POST", "/auth/xades-signature", post_xades, None, "auth")
+    add("POST", "/auth/challenge", post_challenge, None, "anonymous")
+    add("POST", "/auth/ksef-token", post_ksef_token, None, "anonymous")
+    add("POST", "/auth/xades-signature", post_xades, None, "anonymous")
     add("POST", "/auth/token/redeem", post_redeem, "authentication", "auth")
     add("POST", "/auth/token/refresh", post_refresh, "refresh", "auth")
     add("GET", "/auth/sessions", get_auth_sessions)
     add("DELETE", "/auth/sessions/current", delete_current_session, "access_or_refresh")
     add("DELETE", "/auth/sessions/{referenceNumber}", delete_session)
     add("GET", "/auth/{referenceNumber}", get_auth_status, "authentication", "auth")
-    add("GET", "/security/public-key-certificates", get_public_keys, None, "auth")
+    add("GET", "/security/public-key-certificates", get_public_keys, None, "anonymous")
     add("POST", "/tokens", post_token)
     add("GET", "/tokens", get_tokens)
     add("GET", "/tokens/{referenceNumber}", get_token)
@@ -785,14 +796,14 @@ def register(sim: Simulator) -> None:
     add("POST", "/testdata/rate-limits/production", post_rate_limits_production)
     add("POST", "/testdata/limits/context/session", post_session_limits)
     add("DELETE", "/testdata/limits/context/session", delete_session_limits)
-    add("POST", "/testdata/subject", post_subject, None, "auth")
-    add("POST", "/testdata/subject/remove", post_subject_remove, None, "auth")
-    add("POST", "/testdata/person", post_person, None, "auth")
-    add("POST", "/testdata/person/remove", post_person_remove, None, "auth")
-    add("POST", "/testdata/permissions", post_permissions, None, "auth")
-    add("POST", "/testdata/permissions/revoke", post_permissions_revoke, None, "auth")
-    add("POST", "/testdata/attachment", post_attachment, None, "auth")
-    add("POST", "/testdata/attachment/revoke", post_attachment_revoke, None, "auth")
+    add("POST", "/testdata/subject", post_subject, None, "anonymous")
+    add("POST", "/testdata/subject/remove", post_subject_remove, None, "anonymous")
+    add("POST", "/testdata/person", post_person, None, "anonymous")
+    add("POST", "/testdata/person/remove", post_person_remove, None, "anonymous")
+    add("POST", "/testdata/permissions", post_permissions, None, "anonymous")
+    add("POST", "/testdata/permissions/revoke", post_permissions_revoke, None, "anonymous")
+    add("POST", "/testdata/attachment", post_attachment, None, "anonymous")
+    add("POST", "/testdata/attachment/revoke", post_attachment_revoke, None, "anonymous")
     add("POST", "/testdata/context/block", post_block, None, "other")
     add("POST", "/testdata/context/unblock", post_unblock, None, "other")
     add("GET", "/permissions/attachments/status", get_attachment_status)
