@@ -143,6 +143,8 @@ class KsefClient:
         if problem_details:
             self.http.headers["X-Error-Format"] = "problem-details"
         if test_system_warning:  # TEST only: KSeF echoes it as X-System-Warning
+            if not test_system_warning.isascii() or "\n" in test_system_warning:
+                raise ValueError("test_system_warning must be one line of ASCII text (it is an HTTP header)")
             self.http.headers[TEST_SYSTEM_WARNING_HEADER] = test_system_warning
         self.access_token: Token | None = None
         self.refresh_token: Token | None = None

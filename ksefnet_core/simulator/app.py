@@ -292,6 +292,11 @@ class Simulator:
         except Exception:  # an internal bug must still produce an answer, and be visible
             _logger.exception("simulator handler failed for %s %s", req.method, req.raw_path)
             resp = render_error(ApiError(500, "server", detail="Simulator internal error"), req)
+        test_warning = req.headers.get("x-test-system-warning")
+        if test_warning and req.raw_path.startswith(API_PREFIX):  # TEST echoes it as a system warning
+            from .faults import add_system_warning
+
+            add_system_warning(resp, test_warning)
         if self.conformance is not None and route is not None and route.prefix == API_PREFIX:
             self.conformance.validate_response(req, route, resp)
         return self.faults.after(req, resp)

@@ -67,6 +67,8 @@ class Session:
     uploaded: dict[int, bytes] = field(default_factory=dict)
     batch_file: dict | None = None
     updated: datetime | None = None
+    #: error 21184 struck this online session: it takes no more invoices
+    unavailable: bool = False
 
 
 @dataclass
@@ -228,6 +230,16 @@ def send_invoice(sim: Simulator, req: Request) -> Response:
     if now > session.valid_until or sim.faults.session_expired(session.opened_at):
         raise ApiError.bad_request(
             21180, "Status sesji nie pozwala na wykonanie operacji.", ["Sesja wygasła."]
+        )
+    if not session.unavailable and sim.faults.consume("session_unavailable", req.path, len(session.invoices)):
+        session.unavailable = True
+    if session.unavailable:  # API 2.8: the client opens a new session and goes on there
+        raise ApiError.bad_request(
+            21184,
+            "Sesja tymczasowo niedostępna.",
+            [
+                f"Sesja {session.reference} jest tymczasowo niedostępna. Otwórz nową sesję i wyślij pozostałe faktury."
+            ],
         )
     limits = context_limits(sim, session.context_value)["onlineSession"]
     if len(session.invoices) >= int(limits["maxInvoices"]):
