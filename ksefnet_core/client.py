@@ -52,6 +52,7 @@ from .throttle import OTHER_GROUP, Throttle
 
 _logger = logging.getLogger(__name__)
 
+COLLECTIVE_GROUP = "collectiveIdentifier"
 SYSTEM_WARNING_HEADER = "X-System-Warning"
 TEST_SYSTEM_WARNING_HEADER = "X-Test-System-Warning"
 #: one warning of the header (the spec's regex: ``\[(?<code>[^\]]+)\]: (?<message>[^|]+)``)
@@ -609,6 +610,65 @@ class KsefClient:
             self.request("GET", f"/invoices/exports/{reference_number}", group="invoiceExportStatus")
         )
 
+    # -- collective identifiers (API 2.7) ---------------------------------------------------------------
+    def create_collective_identifier(self, invoices: list[dict]) -> str:
+        """``POST /collective-identifiers``: 2 to 500 invoices of one seller (``{"ksefNumber", "payment"?:
+        {"amount", "currency"}, "description"?}`` each) under one new identifier; returns its number."""
+        if not 2 <= len(invoices) <= 500:
+            raise ValueError("a collective identifier groups 2 to 500 invoices")
+        resp = self.request(
+            "POST",
+            "/collective-identifiers",
+            json_body={"invoices": invoices},
+            expect=(201,),
+            group=COLLECTIVE_GROUP,
+        )
+        return str(self._json(resp)["collectiveIdentifierNumber"])
+
+    def query_collective_identifiers(
+        self, date_created_from: datetime, date_created_to: datetime, page_size: int = 200, **filters: Any
+    ) -> Iterator[dict]:
+        """``POST /collective-identifiers/query`` (all pages): identifiers created in the range (at most 100
+        days); ``filters``: ``collectiveIdentifierNumber``, ``invoiceCountFrom``/``To``,
+        ``createdInCurrentContext``."""
+        body = {
+            "dateCreatedFrom": date_created_from.isoformat(),
+            "dateCreatedTo": date_created_to.isoformat(),
+        }
+        body.update(filters)
+        yield from self._continuation(
+            "POST",
+            "/collective-identifiers/query",
+            "collectiveIdentifiers",
+            params={"pageSize": page_size},
+            json_body=body,
+            group=COLLECTIVE_GROUP,
+        )
+
+    def collective_identifier_invoices(self, numbers: list[str], page_size: int = 500) -> Iterator[dict]:
+        """``POST /collective-identifiers/invoices`` (API 2.7.1; all pages): the invoices of 1 to 10
+        identifiers, each with its ``collectiveIdentifierNumber``."""
+        if not 1 <= len(numbers) <= 10:
+            raise ValueError("1 to 10 collective identifiers per query")
+        yield from self._continuation(
+            "POST",
+            "/collective-identifiers/invoices",
+            "invoices",
+            params={"pageSize": page_size},
+            json_body={"collectiveIdentifierNumbers": list(numbers)},
+            group=COLLECTIVE_GROUP,
+        )
+
+    def collective_identifiers_of_invoice(self, ksef_number: str, page_size: int = 200) -> Iterator[dict]:
+        """``GET /collective-identifiers/ksef/{ksefNumber}`` (all pages)."""
+        yield from self._continuation(
+            "GET",
+            f"/collective-identifiers/ksef/{ksef_number}",
+            "collectiveIdentifiers",
+            params={"pageSize": page_size},
+            group=COLLECTIVE_GROUP,
+        )
+
     # -- limits -----------------------------------------------------------------------------------------
     def context_limits(self) -> dict:
         return self._json(self.request("GET", "/limits/context"))
@@ -622,12 +682,21 @@ class KsefClient:
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _continuation(
-        self, method: str, path: str, key: str, *, params: dict | None = None, group: str = "other"
+        self,
+        method: str,
+        path: str,
+        key: str,
+        *,
+        params: dict | None = None,
+        group: str = "other",
+        json_body: Any = None,
     ) -> Iterator[dict]:
         token: str | None = None
         while True:
             headers = {"x-continuation-token": token} if token else None
-            page = self._json(self.request(method, path, params=params, headers=headers, group=group))
+            page = self._json(
+                self.request(method, path, params=params, headers=headers, group=group, json_body=json_body)
+            )
             yield from page.get(key) or []
             token = page.get("continuationToken")
             if not token:

@@ -28,6 +28,7 @@ ALL_PERMISSIONS = (
     "SubunitManage",
     "EnforcementOperations",
     "Introspection",
+    "CollectiveIdentifierManage",  # API 2.7.0
 )
 AUTH_STATUS = {
     100: "Uwierzytelnianie w toku",

@@ -174,15 +174,12 @@ def session_temporarily_unavailable(spec: Spec) -> None:
 
 
 def collective_identifier_errors(spec: Spec) -> None:
-    """2.8.0 / 2.8.1: errors 71004 and 71005 of collective identifiers; 21418 (continuation token) on their
-    lists."""
+    """2.8.0 / 2.8.1: errors 71004 and 71005 of collective identifiers (their texts are not in the material at
+    hand); 21418 (continuation token) on their lists."""
     paths = spec["paths"]
     _append_errors(
         paths["/collective-identifiers"]["post"],
-        [
-            (71004, "Faktury muszą pochodzić od jednego sprzedawcy."),
-            (71005, "Nieprawidłowa liczba faktur w identyfikatorze zbiorczym."),
-        ],
+        [(71004, "Błąd identyfikatora zbiorczego."), (71005, "Błąd identyfikatora zbiorczego.")],
     )
     for path in (
         "/collective-identifiers/query",
