@@ -17,6 +17,7 @@ Odoo buffer) can also pass ``on_system_warning`` to be told at once. On TEST, ``
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -609,6 +610,69 @@ class KsefClient:
         return self._json(
             self.request("GET", f"/invoices/exports/{reference_number}", group="invoiceExportStatus")
         )
+
+    # -- KSeF certificates (certyfikaty-KSeF.md) ---------------------------------------------------------
+    def certificate_limits(self) -> dict:
+        """``GET /certificates/limits``: ``{canRequest, enrollment{limit, remaining}, certificate{...}}``."""
+        return self._json(self.request("GET", "/certificates/limits"))
+
+    def certificate_enrollment_data(self) -> dict:
+        """``GET /certificates/enrollments/data``: the subject DN a CSR must carry (XAdES authentication only)."""
+        return self._json(self.request("GET", "/certificates/enrollments/data"))
+
+    def enroll_certificate(
+        self, name: str, certificate_type: str, csr_der: bytes, valid_from: datetime | None = None
+    ) -> dict:
+        """``POST /certificates/enrollments`` (202): ``{referenceNumber, timestamp}``."""
+        if certificate_type not in ("Authentication", "Offline"):
+            raise ValueError("certificate type must be Authentication or Offline")
+        body: dict[str, Any] = {
+            "certificateName": name,
+            "certificateType": certificate_type,
+            "csr": base64.b64encode(csr_der).decode("ascii"),
+        }
+        if valid_from is not None:
+            body["validFrom"] = valid_from.isoformat()
+        return self._json(self.request("POST", "/certificates/enrollments", json_body=body, expect=(202,)))
+
+    def certificate_enrollment_status(self, reference_number: str) -> dict:
+        """``GET /certificates/enrollments/{ref}``: status 100/200/400...; ``certificateSerialNumber`` at 200."""
+        return self._json(self.request("GET", f"/certificates/enrollments/{reference_number}"))
+
+    def retrieve_certificates(self, serial_numbers: list[str]) -> list[dict]:
+        """``POST /certificates/retrieve``: ``{certificate (DER, Base64), certificateName, ...}`` per serial."""
+        body = {"certificateSerialNumbers": list(serial_numbers)}
+        return list(
+            self._json(self.request("POST", "/certificates/retrieve", json_body=body))["certificates"]
+        )
+
+    def query_certificates(self, filters: dict | None = None, *, page_size: int = 50) -> Iterator[dict]:
+        """``POST /certificates/query`` (all pages, ``pageOffset``/``hasMore``), newest request first."""
+        offset = 0
+        while True:
+            params = {"pageSize": page_size, "pageOffset": offset}
+            page = self._json(
+                self.request("POST", "/certificates/query", json_body=filters or {}, params=params)
+            )
+            yield from page.get("certificates") or []
+            if not page.get("hasMore"):
+                return
+            offset += 1
+
+    def revoke_certificate(self, serial_number: str, reason: str | None = None) -> None:
+        """``POST /certificates/{serial}/revoke`` (reason: Unspecified, Superseded, KeyCompromise)."""
+        body = {"revocationReason": reason} if reason else {}
+        self.request("POST", f"/certificates/{serial_number}/revoke", json_body=body, expect=(204,))
+
+    def set_test_certificate_valid_to(self, serial_number: str, valid_to: datetime) -> None:
+        """TEST only (API 2.7.0): ``PUT /testdata/certificates/{serial}`` shortens a certificate's validity."""
+        self.request(
+            "PUT", f"/testdata/certificates/{serial_number}", json_body={"validTo": valid_to.isoformat()}
+        )
+
+    def subject_limits(self) -> dict:
+        """``GET /limits/subject``: ``{enrollment{maxEnrollments}, certificate{maxCertificates}}``."""
+        return self._json(self.request("GET", "/limits/subject"))
 
     # -- collective identifiers (API 2.7) ---------------------------------------------------------------
     def create_collective_identifier(self, invoices: list[dict]) -> str:

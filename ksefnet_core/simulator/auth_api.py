@@ -56,6 +56,11 @@ METHODS = {
         "code": "signature.personal",
         "displayName": "Podpis osobisty",
     },
+    "InternalCertificate": {
+        "category": "XadesSignature",
+        "code": "certificate.ksef",
+        "displayName": "Certyfikat KSeF",
+    },
 }
 TOKEN_MAX_AGE_DAYS = 7  # auth operation statuses are kept 7 days, then 410
 #: the day KSeF stopped sending ``authenticationMethod`` (changelog 2.1.0)
@@ -79,6 +84,8 @@ class AuthOperation:
     revoked: bool = False
     last_refresh: datetime | None = None
     refresh_valid_until: datetime | None = None
+    #: the certificate of a XAdES authentication (KSeF certificates are requested for its subject data)
+    certificate_der: bytes | None = None
 
 
 @dataclass
@@ -358,16 +365,25 @@ def post_xades(sim: Simulator, req: Request) -> Response:
     ctx = _check_context({"type": data.context_type, "value": data.context_value})
     _take_challenge(sim, data.challenge)
     from ..certificates import CertificateKind, Credential
+    from .certificates_api import issued_by_simulator
 
     cert = verified.certificate
     now = sim.clock.now()
     kind = Credential(cert, None).kind  # type: ignore[arg-type]  # kind reads the certificate only
     code, details = 460, ["Certyfikat jest nieważny."]
     perms: frozenset[str] = frozenset()
+    ksef_cert = issued_by_simulator(sim, cert)  # a KSeF certificate: its owner is who authenticates
     if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
         pass
+    elif ksef_cert is not None and ksef_cert.revoked:
+        details = ["Certyfikat odwołany."]
+    elif ksef_cert is not None and ksef_cert.kind != "Authentication":
+        details = ["Niepoprawny certyfikat."]  # an Offline certificate signs KOD II only
     else:
-        if data.subject_identifier_type == "certificateFingerprint":
+        if ksef_cert is not None:
+            subject = ksef_cert.owner
+            ksef_cert.last_use = now
+        elif data.subject_identifier_type == "certificateFingerprint":
             subject = ("Fingerprint", cert.fingerprint(_sha256()).hex().upper())
         elif kind in (CertificateKind.COMPANY_SEAL, CertificateKind.PERSONAL_NIP):
             subject = ("Nip", Credential(cert, None).subject_nip or "")  # type: ignore[arg-type]
@@ -385,6 +401,8 @@ def post_xades(sim: Simulator, req: Request) -> Response:
         CertificateKind.PERSONAL_NIP: "QualifiedSignature",
         CertificateKind.PERSONAL_PESEL: "PersonalSignature",
     }.get(kind, "QualifiedSignature")
+    if ksef_cert is not None:
+        method = "InternalCertificate"
     subj = subject if code != 460 else ("Fingerprint", "")
     op = AuthOperation(
         make_reference_number("AU", now),
@@ -398,8 +416,15 @@ def post_xades(sim: Simulator, req: Request) -> Response:
         details,
         perms,
         data.allowed_ips,
+        certificate_der=cert.public_bytes(_der()),
     )
     return _start(sim, op)
+
+
+def _der() -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.Encoding.DER
 
 
 def _sha256() -> Any:
@@ -623,10 +648,6 @@ def get_context_limits(sim: Simulator, req: Request) -> Response:
     return Response.json(context_limits(sim, req.auth.context_value))
 
 
-def get_subject_limits(sim: Simulator, req: Request) -> Response:
-    return Response.json({"enrollment": {"maxEnrollments": 300}, "certificate": {"maxCertificates": 100}})
-
-
 def get_rate_limits(sim: Simulator, req: Request) -> Response:
     return Response.json(sim.rate_limiter.limits())
 
@@ -790,7 +811,6 @@ def register(sim: Simulator) -> None:
     add("GET", "/tokens/{referenceNumber}", get_token)
     add("DELETE", "/tokens/{referenceNumber}", delete_token)
     add("GET", "/limits/context", get_context_limits)
-    add("GET", "/limits/subject", get_subject_limits)
     add("GET", "/rate-limits", get_rate_limits)
     add("POST", "/testdata/rate-limits", post_rate_limits)
     add("DELETE", "/testdata/rate-limits", delete_rate_limits)
