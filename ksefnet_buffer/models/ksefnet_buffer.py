@@ -415,7 +415,11 @@ class KsefnetBuffer(models.Model):
             message = describe_ksef_error(self.env, exc)
             kind = "danger"
         self.sudo().write(
-            {"last_connection_at": fields.Datetime.now(), "last_connection_result": message, **self._warning_values()}
+            {
+                "last_connection_at": fields.Datetime.now(),
+                "last_connection_result": message,
+                **self._warning_values(),
+            }
         )
         return {
             "type": "ir.actions.client",
