@@ -54,6 +54,26 @@ from .throttle import OTHER_GROUP, Throttle
 _logger = logging.getLogger(__name__)
 
 COLLECTIVE_GROUP = "collectiveIdentifier"
+#: ``POST /permissions/{kind}/grants``
+PERMISSION_GRANT_KINDS = (
+    "persons",
+    "entities",
+    "authorizations",
+    "indirect",
+    "subunits",
+    "eu-entities",
+    "eu-entities/administration",
+)
+#: query name -> (path under /permissions/query, key of the list in the answer)
+PERMISSION_QUERIES = {
+    "personal": ("personal/grants", "permissions"),
+    "persons": ("persons/grants", "permissions"),
+    "subunits": ("subunits/grants", "permissions"),
+    "entities": ("entities/grants", "permissions"),
+    "subordinate-entities": ("subordinate-entities/roles", "roles"),
+    "authorizations": ("authorizations/grants", "authorizationGrants"),
+    "eu-entities": ("eu-entities/grants", "permissions"),
+}
 SYSTEM_WARNING_HEADER = "X-System-Warning"
 TEST_SYSTEM_WARNING_HEADER = "X-Test-System-Warning"
 #: one warning of the header (the spec's regex: ``\[(?<code>[^\]]+)\]: (?<message>[^|]+)``)
@@ -648,16 +668,7 @@ class KsefClient:
 
     def query_certificates(self, filters: dict | None = None, *, page_size: int = 50) -> Iterator[dict]:
         """``POST /certificates/query`` (all pages, ``pageOffset``/``hasMore``), newest request first."""
-        offset = 0
-        while True:
-            params = {"pageSize": page_size, "pageOffset": offset}
-            page = self._json(
-                self.request("POST", "/certificates/query", json_body=filters or {}, params=params)
-            )
-            yield from page.get("certificates") or []
-            if not page.get("hasMore"):
-                return
-            offset += 1
+        yield from self._offset_pages("POST", "/certificates/query", "certificates", page_size, filters or {})
 
     def revoke_certificate(self, serial_number: str, reason: str | None = None) -> None:
         """``POST /certificates/{serial}/revoke`` (reason: Unspecified, Superseded, KeyCompromise)."""
@@ -673,6 +684,47 @@ class KsefClient:
     def subject_limits(self) -> dict:
         """``GET /limits/subject``: ``{enrollment{maxEnrollments}, certificate{maxCertificates}}``."""
         return self._json(self.request("GET", "/limits/subject"))
+
+    # -- permissions (uprawnienia.md) ------------------------------------------------------------------
+    def grant_permissions(self, kind: str, body: dict) -> str:
+        """``POST /permissions/{kind}/grants`` (``kind``: one of :data:`PERMISSION_GRANT_KINDS`); the reference
+        number of the asynchronous operation (see :meth:`permission_operation_status`)."""
+        if kind not in PERMISSION_GRANT_KINDS:
+            raise ValueError(f"permission grant kind must be one of {', '.join(PERMISSION_GRANT_KINDS)}")
+        resp = self.request("POST", f"/permissions/{kind}/grants", json_body=body, expect=(202,))
+        return str(self._json(resp)["referenceNumber"])
+
+    def revoke_permission(self, permission_id: str, *, authorization: bool = False) -> str:
+        """``DELETE /permissions/common/grants/{id}`` (or ``/authorizations/grants/{id}`` for entity
+        authorisations such as SelfInvoicing); the reference number of the operation."""
+        path = "authorizations" if authorization else "common"
+        resp = self.request("DELETE", f"/permissions/{path}/grants/{permission_id}", expect=(202,))
+        return str(self._json(resp)["referenceNumber"])
+
+    def permission_operation_status(self, reference_number: str) -> dict:
+        """``GET /permissions/operations/{ref}``: ``{status: {code, description, details?}}`` (200 done)."""
+        return self._json(self.request("GET", f"/permissions/operations/{reference_number}"))
+
+    def query_permissions(
+        self, kind: str, body: dict | None = None, *, page_size: int = 100
+    ) -> Iterator[dict]:
+        """``POST /permissions/query/{...}`` (all pages): ``kind`` one of :data:`PERMISSION_QUERIES`."""
+        if kind not in PERMISSION_QUERIES:
+            raise ValueError(f"permission query must be one of {', '.join(PERMISSION_QUERIES)}")
+        path, key = PERMISSION_QUERIES[kind]
+        yield from self._offset_pages("POST", f"/permissions/query/{path}", key, page_size, body or {})
+
+    def entity_roles(self, *, page_size: int = 100) -> Iterator[dict]:
+        """``GET /permissions/query/entities/roles``: the roles of the context's entity (all pages)."""
+        yield from self._offset_pages("GET", "/permissions/query/entities/roles", "roles", page_size)
+
+    def attachment_permission_status(self) -> dict:
+        """``GET /permissions/attachments/status``: ``{isAttachmentAllowed, revokedDate?}``."""
+        return self._json(self.request("GET", "/permissions/attachments/status"))
+
+    def peppol_providers(self, *, page_size: int = 100) -> Iterator[dict]:
+        """``GET /peppol/query`` (public): the Peppol service providers registered in KSeF."""
+        yield from self._offset_pages("GET", "/peppol/query", "peppolProviders", page_size, auth=None)
 
     # -- collective identifiers (API 2.7) ---------------------------------------------------------------
     def create_collective_identifier(self, invoices: list[dict]) -> str:
@@ -745,6 +797,28 @@ class KsefClient:
         self.request("POST", "/testdata/rate-limits", json_body={"rateLimits": rate_limits})
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def _offset_pages(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        page_size: int,
+        json_body: Any = None,
+        auth: str | None = "access",
+    ) -> Iterator[dict]:
+        """Every item of an endpoint paged by ``pageOffset``/``pageSize`` with ``hasMore``."""
+        offset = 0
+        group = "anonymous" if auth is None else None
+        while True:
+            params = {"pageSize": page_size, "pageOffset": offset}
+            page = self._json(
+                self.request(method, path, json_body=json_body, params=params, auth=auth, group=group)
+            )
+            yield from page.get(key) or []
+            if not page.get("hasMore"):
+                return
+            offset += 1
+
     def _continuation(
         self,
         method: str,

@@ -184,9 +184,25 @@ class Simulator:
 
     # -- wiring -----------------------------------------------------------------------------------------
     def _register(self) -> None:
-        from . import auth_api, certificates_api, collective_api, control_api, invoices_api, sessions_api
+        from . import (
+            auth_api,
+            certificates_api,
+            collective_api,
+            control_api,
+            invoices_api,
+            permissions_api,
+            sessions_api,
+        )
 
-        for module in (auth_api, certificates_api, sessions_api, invoices_api, collective_api, control_api):
+        for module in (
+            auth_api,
+            certificates_api,
+            permissions_api,
+            sessions_api,
+            invoices_api,
+            collective_api,
+            control_api,
+        ):
             module.register(self)
 
     def store(self, name: str, factory: Any) -> Any:

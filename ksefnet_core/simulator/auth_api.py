@@ -127,9 +127,20 @@ def _ctx_nip(value: str) -> str:
 def permissions_for(
     sim: Simulator, context_type: str, context_value: str, subject_type: str, subject_value: str
 ) -> frozenset[str]:
-    """The permissions a subject holds in a context (owner: all; else the grants)."""
+    """The permissions a subject holds in a context (owner: all; else the TEST grants and the API grants)."""
     if subject_type == "Nip" and context_type == "Nip" and subject_value == context_value:
         return frozenset(ALL_PERMISSIONS)
+    from .permissions_api import granted as api_granted
+
+    by_api = api_granted(sim, (context_type, context_value), (subject_type, subject_value))
+    if by_api:
+        return frozenset(
+            by_api
+            | set(
+                store(sim).grants.get((context_type, context_value), {}).get((subject_type, subject_value))
+                or ()
+            )
+        )
     granted = store(sim).grants.get((context_type, context_value), {}).get((subject_type, subject_value))
     if granted is None and context_type == "InternalId":
         granted = (
@@ -724,7 +735,7 @@ def post_subject(sim: Simulator, req: Request) -> Response:
     with sim.lock:
         if nip in store(sim).subjects:
             raise ApiError.bad_request(30001, "Podmiot lub osoba już istnieje.")
-        store(sim).subjects[nip] = body
+        store(sim).subjects[nip] = {**body, "_created": sim.clock.now()}
     return Response(200)
 
 
