@@ -25,7 +25,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -795,6 +795,90 @@ class KsefClient:
     def set_test_rate_limits(self, rate_limits: dict) -> None:
         """TEST only: ``POST /testdata/rate-limits``."""
         self.request("POST", "/testdata/rate-limits", json_body={"rateLimits": rate_limits})
+
+    # -- TEST data (srodowiska.md, dane-testowe-scenariusze.md; TEST environment only) --------------------
+    def reset_test_rate_limits(self) -> None:
+        """``DELETE /testdata/rate-limits``: back to the environment's default limits."""
+        self.request("DELETE", "/testdata/rate-limits")
+
+    def set_test_production_rate_limits(self) -> None:
+        """``POST /testdata/rate-limits/production``: the limits of production."""
+        self.request("POST", "/testdata/rate-limits/production")
+
+    def set_test_session_limits(self, limits: dict) -> None:
+        """``POST /testdata/limits/context/session``: ``{onlineSession, batchSession, collectiveIdentifier}``."""
+        self.request("POST", "/testdata/limits/context/session", json_body=limits)
+
+    def reset_test_session_limits(self) -> None:
+        self.request("DELETE", "/testdata/limits/context/session")
+
+    def set_test_subject_limits(self, limits: dict) -> None:
+        """``POST /testdata/limits/subject/certificate``: ``{subjectIdentifierType, enrollment, certificate}``."""
+        self.request("POST", "/testdata/limits/subject/certificate", json_body=limits)
+
+    def reset_test_subject_limits(self) -> None:
+        self.request("DELETE", "/testdata/limits/subject/certificate")
+
+    def create_test_subject(
+        self, nip: str, subject_type: str, description: str, subunits: list[dict] | None = None
+    ) -> None:
+        """``POST /testdata/subject`` (no authentication): an enforcement authority, VAT group or JST, with
+        subunits ``[{subjectNip, description}]``; 30001 when it exists."""
+        body: dict[str, Any] = {"subjectNip": nip, "subjectType": subject_type, "description": description}
+        if subunits:
+            body["subunits"] = subunits
+        self.request("POST", "/testdata/subject", auth=None, json_body=body, group="anonymous")
+
+    def remove_test_subject(self, nip: str) -> None:
+        self.request(
+            "POST", "/testdata/subject/remove", auth=None, json_body={"subjectNip": nip}, group="anonymous"
+        )
+
+    def create_test_person(
+        self, nip: str, pesel: str, description: str, *, is_bailiff: bool = False, is_deceased: bool = False
+    ) -> None:
+        """``POST /testdata/person`` (no authentication): a person with PESEL who owns the NIP."""
+        body = {"nip": nip, "pesel": pesel, "isBailiff": is_bailiff, "description": description}
+        if is_deceased:
+            body["isDeceased"] = True
+        self.request("POST", "/testdata/person", auth=None, json_body=body, group="anonymous")
+
+    def remove_test_person(self, nip: str) -> None:
+        self.request("POST", "/testdata/person/remove", auth=None, json_body={"nip": nip}, group="anonymous")
+
+    def grant_test_permissions(self, context_nip: str, authorized: dict, permissions: dict[str, str]) -> None:
+        """``POST /testdata/permissions`` (no authentication): ``permissions`` maps each permission type to its
+        description; ``authorized``: ``{type: Nip | Pesel | Fingerprint, value}``."""
+        body = {
+            "contextIdentifier": {"type": "Nip", "value": context_nip},
+            "authorizedIdentifier": authorized,
+            "permissions": [{"permissionType": p, "description": d} for p, d in permissions.items()],
+        }
+        self.request("POST", "/testdata/permissions", auth=None, json_body=body, group="anonymous")
+
+    def revoke_test_permissions(self, context_nip: str, authorized: dict) -> None:
+        body = {
+            "contextIdentifier": {"type": "Nip", "value": context_nip},
+            "authorizedIdentifier": authorized,
+        }
+        self.request("POST", "/testdata/permissions/revoke", auth=None, json_body=body, group="anonymous")
+
+    def allow_test_attachments(self, nip: str) -> None:
+        """``POST /testdata/attachment``: invoices with attachments allowed for the NIP."""
+        self.request("POST", "/testdata/attachment", auth=None, json_body={"nip": nip}, group="anonymous")
+
+    def revoke_test_attachments(self, nip: str, expected_end_date: date | None = None) -> None:
+        body: dict[str, Any] = {"nip": nip}
+        if expected_end_date is not None:
+            body["expectedEndDate"] = expected_end_date.isoformat()
+        self.request("POST", "/testdata/attachment/revoke", auth=None, json_body=body, group="anonymous")
+
+    def block_test_context(self, context: dict) -> None:
+        """``POST /testdata/context/block``: authentication in the context ends with 480 until unblocked."""
+        self.request("POST", "/testdata/context/block", auth=None, json_body={"contextIdentifier": context})
+
+    def unblock_test_context(self, context: dict) -> None:
+        self.request("POST", "/testdata/context/unblock", auth=None, json_body={"contextIdentifier": context})
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _offset_pages(

@@ -21,8 +21,8 @@ from typing import Any
 from . import archives
 from .client import KsefClient
 from .crypto import USAGE_SYMMETRIC_KEY, SymmetricKey, choose_certificate, parse_datetime, sha256_b64
-from .errors import KsefOperationFailed, KsefProtocolError, KsefUnknownPublicKey
-from .polling import poll_until_final, status_text
+from .errors import KsefProtocolError, KsefUnknownPublicKey
+from .polling import wait_for_operation
 
 SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
 DATE_FIELD = {"PermanentStorage": "permanentStorageDate", "Invoicing": "invoicingDate", "Issue": "issueDate"}
@@ -169,16 +169,11 @@ def wait_for_export(
     client: KsefClient, reference_number: str, *, timeout: float = 600.0, poll_interval: float = 1.0
 ) -> dict:
     """Poll the export until status 200; raise on failure codes or when still running after ``timeout``."""
-    return poll_until_final(
+    return wait_for_operation(
         lambda: client.export_status(reference_number),
         what=f"export {reference_number}",
         reference_number=reference_number,
-        is_failure=lambda code: code >= 210,
-        failure=lambda code, st: KsefOperationFailed(
-            f"export {reference_number} ended with {code}: {status_text(st)}",
-            status_code=code,
-            reference_number=reference_number,
-        ),
+        fails_from=210,
         timeout=timeout,
         poll_interval=poll_interval,
         max_delay=10.0,

@@ -20,8 +20,8 @@ from cryptography.x509.oid import NameOID
 
 from .certificates import ORGANIZATION_IDENTIFIER, Credential, PrivateKey
 from .client import KsefClient
-from .errors import KsefOperationFailed, KsefProtocolError
-from .polling import poll_until_final, status_text
+from .errors import KsefProtocolError
+from .polling import wait_for_operation
 
 AUTHENTICATION = "Authentication"
 OFFLINE = "Offline"
@@ -78,16 +78,10 @@ def wait_for_enrollment(
 ) -> str:
     """Poll the enrollment until the certificate is issued; its serial number. Failures raise
     :class:`~ksefnet_core.errors.KsefOperationFailed` (e.g. 400: the key is certified by someone else)."""
-    status = poll_until_final(
+    status = wait_for_operation(
         lambda: client.certificate_enrollment_status(reference_number),
         what=f"certificate enrollment {reference_number}",
         reference_number=reference_number,
-        is_failure=lambda code: code >= 300,
-        failure=lambda code, st: KsefOperationFailed(
-            f"certificate enrollment {reference_number} was refused ({code}): {status_text(st)}",
-            status_code=code,
-            reference_number=reference_number,
-        ),
         timeout=timeout,
         poll_interval=poll_interval,
         max_delay=10.0,

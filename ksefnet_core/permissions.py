@@ -8,24 +8,17 @@ Grants and revocations are asynchronous operations: :func:`grant` and :func:`rev
 from __future__ import annotations
 
 from .client import KsefClient
-from .errors import KsefOperationFailed
-from .polling import poll_until_final, status_text
+from .polling import wait_for_operation as _wait
 
 
 def wait_for_operation(
     client: KsefClient, reference_number: str, *, timeout: float = 60.0, poll_interval: float = 0.5
 ) -> dict:
     """Poll a permission operation until it is final; its status answer (code 200)."""
-    return poll_until_final(
+    return _wait(
         lambda: client.permission_operation_status(reference_number),
         what=f"permission operation {reference_number}",
         reference_number=reference_number,
-        is_failure=lambda code: code >= 300,
-        failure=lambda code, st: KsefOperationFailed(
-            f"permission operation {reference_number} failed ({code}): {status_text(st)}",
-            status_code=code,
-            reference_number=reference_number,
-        ),
         timeout=timeout,
         poll_interval=poll_interval,
         max_delay=5.0,

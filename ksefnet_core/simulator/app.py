@@ -173,6 +173,9 @@ class Simulator:
         self.tokens = TokenSigner()
         self.rate_limiter = ratelimit.RateLimiter(self.clock, enabled=self.config.rate_limits_enabled)
         self.faults = faults.FaultInjector(self)
+        #: (METHOD, path template) of every API operation served -> who sent it ("client": KSeFNet's client,
+        #: by its User-Agent; "direct": anything else), for the spec-coverage table (tools/spec_coverage.py)
+        self.observed: dict[tuple[str, str], set[str]] = {}
         self.conformance: Any = None
         if self.config.conformance:
             from .conformance import ConformanceValidator
@@ -296,6 +299,11 @@ class Simulator:
                 return Response(405 if path_exists else 404)
             req.path_params = params
             req.route = route
+            if route.prefix == API_PREFIX:
+                sender = (
+                    "client" if (req.headers.get("user-agent") or "").startswith("KSeFNet/") else "direct"
+                )
+                self.observed.setdefault((route.method, route.template), set()).add(sender)
             if route.auth:
                 self.authenticate(req, route)
             if route.rate_group and self.rate_limiter.enabled:

@@ -37,6 +37,7 @@ AUTH_STATUS = {
     425: "Uwierzytelnianie unieważnione",
     450: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu",
     460: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędu certyfikatu",
+    470: "Uwierzytelnianie zakończone niepowodzeniem",
     480: "Uwierzytelnianie zablokowane",
 }
 METHODS = {
@@ -151,8 +152,23 @@ def permissions_for(
     return frozenset(granted or ())
 
 
+def _extra(sim: Simulator, name: str, factory: Any) -> Any:
+    """A store field added after state files were first written (older pickles lack it)."""
+    return store(sim).__dict__.setdefault(name, factory())
+
+
+def attachment_revoked(sim: Simulator, nip: str) -> datetime | None:
+    return _extra(sim, "attachment_revoked", dict).get(nip)  # type: ignore[no-any-return]
+
+
 def attachments_allowed(sim: Simulator, nip: str) -> bool:
-    return nip in store(sim).attachments
+    """Invoices with attachments allowed (``/testdata/attachment``; until the revocation's end date)."""
+    revoked = attachment_revoked(sim, nip)
+    return nip in store(sim).attachments and (revoked is None or revoked > sim.clock.now())
+
+
+def is_bailiff(sim: Simulator, nip: str) -> bool:
+    return nip in _extra(sim, "bailiffs", set)
 
 
 def _issue_tokens(sim: Simulator, op: AuthOperation) -> dict:
@@ -286,6 +302,8 @@ def _decide(
 ) -> tuple[int, list[str], frozenset[str]]:
     if ctx in store(sim).blocked:
         return 480, ["Uwierzytelnianie w tym kontekście zostało zablokowane."], frozenset()
+    if subject[0] == "Pesel" and subject[1] in _extra(sim, "deceased", set):
+        return 470, ["Próba wykorzystania metod autoryzacyjnych osoby zmarłej."], frozenset()
     perms = permissions_for(sim, ctx[0], ctx[1], subject[0], subject[1])
     if not perms:
         return 415, ["Brak przypisanych uprawnień w kontekście."], frozenset()
@@ -712,10 +730,21 @@ def post_person(sim: Simulator, req: Request) -> Response:
     nip, pesel = str(body.get("nip") or ""), str(body.get("pesel") or "")
     if not is_valid_nip(nip) or len(pesel) != 11 or not pesel.isdigit():
         raise _validation("Nieprawidłowy NIP lub PESEL.")
-    perms = set(ALL_PERMISSIONS) if not body.get("isBailiff") else set(ALL_PERMISSIONS)
-    _grant(sim, ("Nip", nip), ("Pesel", pesel), perms)
+    _test_description(body)
+    _grant(sim, ("Nip", nip), ("Pesel", pesel), set(ALL_PERMISSIONS))  # the owner (and a bailiff's office)
     _grant(sim, ("Nip", nip), ("Nip", nip), set(ALL_PERMISSIONS))
+    with sim.lock:
+        if body.get("isBailiff"):
+            _extra(sim, "bailiffs", set).add(nip)
+        if body.get("isDeceased"):
+            _extra(sim, "deceased", set).add(pesel)
     return Response(200)
+
+
+def _test_description(body: dict) -> None:
+    text = body.get("description")
+    if not isinstance(text, str) or not 5 <= len(text) <= 256:
+        raise _validation("Pole description musi mieć od 5 do 256 znaków.")
 
 
 def post_person_remove(sim: Simulator, req: Request) -> Response:
@@ -732,6 +761,9 @@ def post_subject(sim: Simulator, req: Request) -> Response:
     nip = str(body.get("subjectNip") or "")
     if not is_valid_nip(nip):
         raise _validation("Nieprawidłowy NIP.")
+    _test_description(body)
+    if body.get("subjectType") not in ("EnforcementAuthority", "VatGroup", "JST"):
+        raise _validation("Pole subjectType: EnforcementAuthority, VatGroup lub JST.")
     with sim.lock:
         if nip in store(sim).subjects:
             raise ApiError.bad_request(30001, "Podmiot lub osoba już istnieje.")
@@ -772,14 +804,26 @@ def post_permissions_revoke(sim: Simulator, req: Request) -> Response:
 
 
 def post_attachment(sim: Simulator, req: Request) -> Response:
+    nip = str(req.json().get("nip") or "")
     with sim.lock:
-        store(sim).attachments.add(str(req.json().get("nip") or ""))
+        store(sim).attachments.add(nip)
+        _extra(sim, "attachment_revoked", dict).pop(nip, None)
     return Response(200)
 
 
 def post_attachment_revoke(sim: Simulator, req: Request) -> Response:
+    """Attachments end now, or at ``expectedEndDate`` (the end of that day in Poland, approximated as UTC)."""
+    body = req.json()
+    nip = str(body.get("nip") or "")
+    end = sim.clock.now()
+    if body.get("expectedEndDate"):
+        try:
+            day = datetime.strptime(str(body["expectedEndDate"]), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise _validation("Nieprawidłowa data expectedEndDate.") from None
+        end = max(end, day + timedelta(days=1))
     with sim.lock:
-        store(sim).attachments.discard(str(req.json().get("nip") or ""))
+        _extra(sim, "attachment_revoked", dict)[nip] = end
     return Response(200)
 
 
@@ -798,7 +842,13 @@ def post_unblock(sim: Simulator, req: Request) -> Response:
 
 
 def get_attachment_status(sim: Simulator, req: Request) -> Response:
-    return Response.json({"isAttachmentAllowed": attachments_allowed(sim, req.auth.context_nip)})
+    req.auth.require("CredentialsManage", "CredentialsRead")
+    nip = req.auth.context_nip
+    out: dict[str, Any] = {"isAttachmentAllowed": attachments_allowed(sim, nip)}
+    revoked = attachment_revoked(sim, nip)
+    if revoked is not None and nip in store(sim).attachments:
+        out["revokedDate"] = iso(revoked)
+    return Response.json(out)
 
 
 def register(sim: Simulator) -> None:

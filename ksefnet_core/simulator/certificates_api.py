@@ -32,6 +32,7 @@ from ..crypto import parse_datetime
 from ..ids import make_reference_number
 from .app import Simulator
 from .auth_api import store as auth_store
+from .keys import private_pem, self_signed
 from .server import ApiError, Request, Response, iso
 
 TYPES = ("Authentication", "Offline")
@@ -102,28 +103,8 @@ def store(sim: Simulator) -> CertificateStore:
 
 def _make_ca(st: CertificateStore, now: datetime) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "KSeF simulator"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "KSeF simulator CA"),
-        ]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    st.ca_key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    st.ca_certificate_der = cert.public_bytes(serialization.Encoding.DER)
+    st.ca_certificate_der = self_signed(key, "KSeF simulator CA", "KSeF simulator", now, 3650, ca=True)
+    st.ca_key_pem = private_pem(key)
 
 
 def ca_certificate(sim: Simulator) -> x509.Certificate:

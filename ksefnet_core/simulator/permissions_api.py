@@ -22,6 +22,7 @@ from typing import Any
 
 from ..ids import INTERNAL_ID_PATTERN, is_valid_nip, make_reference_number
 from .app import Simulator
+from .auth_api import is_bailiff
 from .auth_api import store as auth_store
 from .server import ApiError, Request, Response, iso
 
@@ -249,6 +250,8 @@ def _roles(sim: Simulator, nip: str) -> set[str]:
     roles = (
         {ROLE_OF_SUBJECT[subject["subjectType"]]} if subject.get("subjectType") in ROLE_OF_SUBJECT else set()
     )
+    if is_bailiff(sim, nip):
+        roles.add("CourtBailiff")
     return roles
 
 
@@ -700,6 +703,10 @@ def query_entity_roles(sim: Simulator, req: Request) -> Response:
                 "description": subject.get("description") or "Rola podmiotu",
                 "startDate": iso(subject.get("_created", sim.clock.now())),
             }
+        )
+    if is_bailiff(sim, nip):
+        roles.append(
+            {"role": "CourtBailiff", "description": "Komornik sądowy", "startDate": iso(sim.clock.now())}
         )
     for parent_nip, parent in auth_store(sim).subjects.items():  # a subunit of another test subject
         if (

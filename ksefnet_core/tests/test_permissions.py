@@ -219,6 +219,69 @@ def test_eu_entity_administrator_and_grants(simulator):
     )
 
 
+def test_the_eu_entity_administrator_grants_within_the_eu_context(simulator):
+    owner = token_client(simulator)
+    admin_cert = generate_test_credential(CertificateKind.OTHER, key_type="EC")
+    context = f"{NIP}-DE123456789"
+    details = {"fullName": "Handel GmbH", "address": "Berlin"}
+    permissions.grant(
+        owner,
+        "eu-entities/administration",
+        {
+            "subjectIdentifier": {"type": "Fingerprint", "value": admin_cert.fingerprint_sha256_hex},
+            "contextIdentifier": {"type": "NipVatUe", "value": context},
+            "description": "Administrator podmiotu unijnego",
+            "euEntityName": "Handel GmbH",
+            "euEntityDetails": details,
+            "subjectDetails": {"subjectDetailsType": "EntityByFingerprint", "entityByFp": details},
+        },
+        poll_interval=0.02,
+    )
+    admin = new_client(simulator)
+    authenticate_with_certificate(
+        admin,
+        admin_cert,
+        ContextIdentifier("NipVatUe", context),
+        subject_identifier_type="certificateFingerprint",
+        poll_interval=0.02,
+    )
+    worker = "B" * 64
+    permissions.grant(
+        admin,
+        "eu-entities",
+        {
+            "subjectIdentifier": {"type": "Fingerprint", "value": worker},
+            "permissions": ["InvoiceRead"],
+            "description": "Księgowy podmiotu unijnego",
+            "subjectDetails": {
+                "subjectDetailsType": "PersonByFingerprintWithIdentifier",
+                "personByFpWithId": {
+                    "firstName": "Hans",
+                    "lastName": "Meier",
+                    "identifier": {"type": "Pesel", "value": PESEL},
+                },
+            },
+        },
+        poll_interval=0.02,
+    )
+    rows = [
+        r for r in owner.query_permissions("eu-entities") if r["authorizedFingerprintIdentifier"] == worker
+    ]
+    assert [
+        (r["permissionScope"], r["euEntityName"], r["subjectPersonDetails"]["lastName"]) for r in rows
+    ] == [("InvoiceRead", "Handel GmbH", "Meier")]
+    with pytest.raises(KsefForbidden):  # only an administrator of the EU entity (VatUeManage) grants there
+        owner.grant_permissions(
+            "eu-entities",
+            {
+                "subjectIdentifier": {"type": "Fingerprint", "value": worker},
+                "permissions": ["InvoiceRead"],
+                "description": "Bez uprawnień",
+                "subjectDetails": {"subjectDetailsType": "EntityByFingerprint", "entityByFp": details},
+            },
+        )
+
+
 def test_operation_statuses_rules_and_retention(simulator):
     owner = token_client(simulator)
     with pytest.raises(KsefOperationFailed) as info:  # EnforcementOperations needs a bailiff or authority
