@@ -56,3 +56,20 @@ def test_load_gives_independent_copies():
     first = spec.load()
     first["paths"].clear()
     assert spec.load()["paths"]
+
+
+def test_authentication_answers_name_the_method_in_authentication_method_info_only(simulator):
+    """authenticationMethod is gone since 2026-11-16 (changelog 2.1.0): the simulator no longer sends it."""
+    from ksefnet_core.auth import ContextIdentifier, authenticate_with_ksef_token
+
+    from .client_support import mint_token, new_client
+
+    client = new_client(simulator)
+    result = authenticate_with_ksef_token(
+        client, mint_token(simulator), ContextIdentifier.nip("5265877635"), poll_interval=0.02
+    )
+    assert result.method == {"category": "Token", "code": "token.ksef", "displayName": "Token KSeF"}
+    sessions = list(client.auth_sessions())
+    assert sessions and all(
+        "authenticationMethod" not in s and s["authenticationMethodInfo"] for s in sessions
+    )
