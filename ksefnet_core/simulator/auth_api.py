@@ -402,7 +402,8 @@ def post_xades(sim: Simulator, req: Request) -> Response:
     code, details = 460, ["Certyfikat jest nieważny."]
     perms: frozenset[str] = frozenset()
     ksef_cert = issued_by_simulator(sim, cert)  # a KSeF certificate: its owner is who authenticates
-    if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+    valid = ksef_cert.certificate if ksef_cert is not None else cert  # KSeF's record of its validity
+    if not (valid.not_valid_before_utc <= now <= valid.not_valid_after_utc):
         pass
     elif ksef_cert is not None and ksef_cert.revoked:
         details = ["Certyfikat odwołany."]

@@ -112,10 +112,13 @@ def ca_certificate(sim: Simulator) -> x509.Certificate:
 
 
 def issued_by_simulator(sim: Simulator, cert: x509.Certificate) -> IssuedCertificate | None:
-    """The KSeF certificate record of ``cert`` if the simulator issued it (its signature checked)."""
+    """The KSeF certificate record of ``cert`` if the simulator issued it (its CA signature checked).
+
+    The record, not the certificate presented, says whether it is still valid: a certificate whose validity
+    was shortened on TEST (``PUT /testdata/certificates``) stays shortened in its holder's older copy too."""
     st = store(sim)
     record = st.certificates.get(f"{cert.serial_number:016X}")
-    if record is None or record.certificate_der != cert.public_bytes(serialization.Encoding.DER):
+    if record is None or _spki(record.certificate.public_key()) != _spki(cert.public_key()):
         return None
     try:
         cert.verify_directly_issued_by(ca_certificate(sim))
@@ -125,6 +128,10 @@ def issued_by_simulator(sim: Simulator, cert: x509.Certificate) -> IssuedCertifi
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+
+
+def _spki(key: Any) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[no-any-return]
 
 
 def _validation(detail: str) -> ApiError:
@@ -259,9 +266,7 @@ def post_enrollment(sim: Simulator, req: Request) -> Response:
         n: " ".join(str(a.value) for a in csr.subject.get_attributes_for_oid(o)) for n, o in DN_FIELDS.items()
     }
     given = {k: v for k, v in given.items() if v}
-    if given != wanted or len(csr.subject) != sum(
-        len(auth_cert.subject.get_attributes_for_oid(o)) for o in DN_FIELDS.values()
-    ):
+    if given != wanted or any(a.oid not in DN_FIELDS.values() for a in csr.subject):
         raise ApiError.bad_request(
             25003, "Dane w CSR nie zgadzają się z danymi w użytym wektorze uwierzytelniającym."
         )
@@ -280,16 +285,9 @@ def post_enrollment(sim: Simulator, req: Request) -> Response:
                 25007, "Osiągnięto limit dopuszczalnej liczby posiadanych certyfikatów."
             )
         enrollment = Enrollment(make_reference_number("EH", now), owner, now, 200)
-        spki = csr.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        spki = _spki(csr.public_key())
         taken = any(
-            c.owner != owner
-            and c.certificate.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            == spki
-            for c in st.certificates.values()
+            c.owner != owner and _spki(c.certificate.public_key()) == spki for c in st.certificates.values()
         )
         if taken:  # processed asynchronously: the status says why
             enrollment.code, enrollment.details = (

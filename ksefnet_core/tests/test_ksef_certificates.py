@@ -18,7 +18,7 @@ from ksefnet_core.certificates import CertificateKind, generate_test_credential
 from ksefnet_core.environments import get as get_environment
 from ksefnet_core.errors import KsefAuthenticationFailed, KsefBadRequest, KsefOperationFailed
 
-from .client_support import COMPANY, PESEL, new_client, post_testdata, token_client
+from .client_support import COMPANY, PESEL, control, new_client, post_testdata, token_client
 
 
 def seal_client(simulator, key_type: str = "RSA"):
@@ -100,6 +100,17 @@ def test_revoked_and_expired_certificates(simulator):
     assert info.value.code == 25008
     statuses = {c["certificateSerialNumber"]: c["status"] for c in client.query_certificates()}
     assert statuses[first.serial_hex] == "Revoked"
+    # once past the shortened date it is expired, also in the holder's older, longer-valid copy
+    control(simulator, "/clock", {"advanceSeconds": 5})
+    assert second.certificate.not_valid_after_utc > soon + timedelta(days=300)
+    with pytest.raises(KsefAuthenticationFailed) as info:
+        authenticate_with_certificate(
+            new_client(simulator), second, ContextIdentifier.nip(COMPANY), poll_interval=0.02
+        )
+    assert info.value.status_code == 460
+    fresh, _seal = seal_client(simulator)
+    statuses = {c["certificateSerialNumber"]: c["status"] for c in fresh.query_certificates()}
+    assert statuses[second.serial_hex] == "Expired"
 
 
 def test_enrollment_rules(simulator):
