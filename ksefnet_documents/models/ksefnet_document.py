@@ -33,13 +33,7 @@ class KsefnetDocument(models.Model):
 
     def _parsed_invoice(self):
         self.ensure_one()
-        xml = self.sudo().xml_attachment_id.raw
-        if not xml:
-            return None
-        try:
-            return fa3.parse(xml)
-        except fa3.InvoiceValidationError:
-            return None
+        return _parse(self.sudo().xml_attachment_id.raw)
 
     def _validity_of(self, invoice):
         """Validity for one document: sales are ours by definition; purchases are checked."""
@@ -70,8 +64,12 @@ class KsefnetDocument(models.Model):
                 shops := Shop.search([("buffer_id", "=", buffer.id)])
             )
             shop_by_code = {s.code: s.id for s in shops}
-            for doc in self.filtered(lambda d, b=buffer: d.buffer_id == b):
-                invoice = invoices.get(doc.id) or doc._parsed_invoice()
+            docs = self.filtered(lambda d, b=buffer: d.buffer_id == b)
+            groups = {}  # identical results are written together: one write per group, not per document
+            unparsed = docs.filtered(lambda d: d.id not in invoices)
+            raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
+            for doc in docs:
+                invoice = invoices.get(doc.id) or _parse(raw.get(doc.xml_attachment_id.id))
                 validity, reasons = doc._validity_of(invoice)
                 facts = _facts(doc, invoice, validity)
                 values = {
@@ -102,7 +100,10 @@ class KsefnetDocument(models.Model):
                 values["classification_note"] = "\n".join(notes) or _("No rule matched: Unassigned.")
                 if tags:
                     values["tag_ids"] = [(4, t) for t in sorted(tags)]
-                doc.write(values)
+                key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+                groups.setdefault(key, (values, []))[1].append(doc.id)
+            for values, ids in groups.values():
+                self.browse(ids).write(values)
         return True
 
     def _user_writable_fields(self):
@@ -139,3 +140,13 @@ class KsefnetDocument(models.Model):
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
+
+
+def _parse(xml):
+    """The parsed invoice, or None when there is no XML or it cannot be read."""
+    if not xml:
+        return None
+    try:
+        return fa3.parse(xml)
+    except fa3.InvoiceValidationError:
+        return None
