@@ -50,6 +50,12 @@ def address_text(address: Address | None) -> str:
     return normalize_address(" ".join(p for p in (address.line1, address.line2) if p))
 
 
+def padded_address(address: Address | None) -> str:
+    """The normalised address between single spaces (whole-word containment tests), or "" for none."""
+    text = address_text(address)
+    return f" {text} " if text else ""
+
+
 def normalize_name(text: str | None) -> set[str]:
     """The significant words of a company name (legal forms such as "sp. z o.o." dropped)."""
     words = {w for w in _NON_WORD.split(fold(text)) if w}
@@ -77,10 +83,13 @@ class ShopAddress:
         )
 
     def matches(self, address: Address | None) -> bool:
-        text = address_text(address)
-        if not text:
+        return self.matches_text(padded_address(address))
+
+    def matches_text(self, padded: str) -> bool:
+        """:meth:`matches` on an address already normalised by :func:`padded_address` (once per invoice,
+        when it is compared with many shops)."""
+        if not padded:
             return False
-        padded = f" {text} "
         lines, street, postal, city = self._keys
         if any(key in padded for key in lines):
             return True

@@ -33,6 +33,9 @@ class Label:
     def __init__(self, model, field, value):
         self.model, self.field, self.value = model, field, value
 
+    def __repr__(self):  # by content: equal messages group together (e.g. classification results)
+        return f"Label({self.model!r}, {self.field!r}, {self.value!r})"
+
 
 class Join:
     """Parts shown one after the other with ``sep`` between them (lines of a note, items of a list)."""
@@ -41,6 +44,9 @@ class Join:
 
     def __init__(self, sep, parts):
         self.sep, self.parts = sep, list(parts)
+
+    def __repr__(self):
+        return f"Join({self.sep!r}, {self.parts!r})"
 
 
 def dump(part):

@@ -110,3 +110,23 @@ def test_validity_of_the_mf_samples():
     domestic = fa3.parse((DATA / "FA_3_Przyklad_1.xml").read_bytes())
     assert check_addressed_to(domestic, "1111111111").result == VALID
     assert check_addressed_to(domestic, US).result == INVALID
+
+
+def test_an_address_normalised_once_matches_as_the_address_itself():
+    from ksefnet_core.matching import padded_address
+
+    shops = [
+        ShopAddress(street="ul. Handlowa 7", postal_code="10-107", city="Warszawa"),
+        ShopAddress(lines=("Sklep nr 12, Galeria Mokotów",)),
+        ShopAddress(street="Długa 1"),
+    ]
+    addresses = [
+        Address(line1="UL. HANDLOWA 7", line2="10107 Warszawa"),
+        Address(line1="Galeria Mokotow, sklep nr 12"),
+        Address(line1="Krótka 3", line2="00-001 Kraków"),
+        None,
+    ]
+    for shop in shops:
+        for address in addresses:
+            assert shop.matches_text(padded_address(address)) == shop.matches(address)
+    assert padded_address(None) == "" and not shops[0].matches_text("")

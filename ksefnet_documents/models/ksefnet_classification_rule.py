@@ -19,6 +19,7 @@ from ksefnet_core.matching import (
     delivery_identifiers,
     invoice_addresses,
     invoice_glns,
+    padded_address,
 )
 
 from .ksefnet_shop import _lines
@@ -231,7 +232,8 @@ def _facts(doc, invoice, validity):
         gross=doc.amount_gross,
         validity=validity,
         texts={name: (doc[name] or "").lower() for name, _label in TEXT_FIELDS},
-        addresses=invoice_addresses(invoice) if invoice else [],
+        # normalised once per invoice: each is compared with many shops' addresses
+        addresses=[p for p in map(padded_address, invoice_addresses(invoice)) if p] if invoice else [],
         glns=invoice_glns(invoice) if invoice else [],
         identifiers=delivery_identifiers(invoice) if invoice else [],
         has_invoice=invoice is not None,
@@ -297,7 +299,7 @@ class _CompiledRule:
             return False, [], None
         if self.address_shops is not None:
             shop = next(
-                (s for s in self.address_shops if any(s.address.matches(a) for a in f.addresses)), None
+                (s for s in self.address_shops if any(s.address.matches_text(a) for a in f.addresses)), None
             )
             if shop is None:
                 return False, [], None

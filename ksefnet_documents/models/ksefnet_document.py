@@ -58,20 +58,14 @@ class KsefnetDocument(models.Model):
     classification_note_template = template_field("Why (template)")
     classified_at = fields.Datetime(readonly=True)
 
-    def _on_arrival(self):
-        result = super()._on_arrival()
-        self.sudo()._classify()
+    def _on_arrival(self, invoices=None):
+        result = super()._on_arrival(invoices)
+        self.sudo()._classify(invoices)
         return result
 
     def _parsed_invoice(self):
         self.ensure_one()
-        xml = self.sudo().xml_attachment_id.raw
-        if not xml:
-            return None
-        try:
-            return fa3.parse(xml)
-        except fa3.InvoiceValidationError:
-            return None
+        return _parse(self.sudo().xml_attachment_id.raw)
 
     def _validity_of(self, invoice):
         """Validity for one document: sales are ours by definition; purchases are checked."""
@@ -89,8 +83,10 @@ class KsefnetDocument(models.Model):
         )
         return checked.result, Join("\n", [_validity_reason(key, params) for key, params in checked.items])
 
-    def _classify(self):
-        """Run the validity check and the buffer's rules on these documents and store the result."""
+    def _classify(self, invoices=None):
+        """Run the validity check and the buffer's rules on these documents and store the result.
+        ``invoices``: {document id: parsed invoice} already at hand (else each XML is parsed here)."""
+        invoices = invoices or {}
         Rule = self.env["ksefnet.classification.rule"].sudo()
         Shop = self.env["ksefnet.shop"].sudo()
         now = fields.Datetime.now()
@@ -100,8 +96,12 @@ class KsefnetDocument(models.Model):
                 shops := Shop.search([("buffer_id", "=", buffer.id)])
             )
             shop_by_code = {s.code: s.id for s in shops}
-            for doc in self.filtered(lambda d, b=buffer: d.buffer_id == b):
-                invoice = doc._parsed_invoice()
+            docs = self.filtered(lambda d, b=buffer: d.buffer_id == b)
+            groups = {}  # identical results are written together: one write per group, not per document
+            unparsed = docs.filtered(lambda d: d.id not in invoices)
+            raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
+            for doc in docs:
+                invoice = invoices.get(doc.id) or _parse(raw.get(doc.xml_attachment_id.id))
                 validity, reasons = doc._validity_of(invoice)
                 facts = _facts(doc, invoice, validity)
                 values = {
@@ -134,7 +134,10 @@ class KsefnetDocument(models.Model):
                 )
                 if tags:
                     values["tag_ids"] = [(4, t) for t in sorted(tags)]
-                doc.write(values)
+                key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+                groups.setdefault(key, (values, []))[1].append(doc.id)
+            for values, ids in groups.values():
+                self.browse(ids).write(values)
         return True
 
     def _user_writable_fields(self):
@@ -171,6 +174,16 @@ class KsefnetDocument(models.Model):
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
+
+
+def _parse(xml):
+    """The parsed invoice, or None when there is no XML or it cannot be read."""
+    if not xml:
+        return None
+    try:
+        return fa3.parse(xml)
+    except fa3.InvoiceValidationError:
+        return None
 
 
 def _validity_reason(key, params):
