@@ -57,7 +57,8 @@ CODE = re.compile(r"\S*\d\S*")
 ALLOWED = {
     "ksef", "upo", "nip", "xml", "http", "https", "api", "fa", "rr", "vat", "utf", "bom", "doctype", "dtd",
     "pem", "der", "rsa", "pkcs", "ecdsa", "pfx", "p", "gln", "url", "mb", "utc", "id", "ip", "pesel", "ue",
-    "odoo", "a", "i", "to", "do", "no", "on", "go", "element", "minimum", "limit", "problem", "token",
+    "odoo", "kor", "a", "i", "to", "do", "no", "on", "go", "element", "minimum", "limit", "problem", "token",
+    "status",
 }  # fmt: skip
 
 
