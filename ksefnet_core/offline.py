@@ -16,6 +16,9 @@ before the deadline lifts the obligation. The announcement is taken to be the st
 Working days are Monday to Friday except Polish public holidays (ustawa o dniach wolnych od pracy, with 24 December
 a holiday from 2025 on). "N working days after day D" is the N-th working day strictly after D, so the worked example
 of the documentation holds: a failure ending on Saturday 2025-07-12 gives Tuesday 2025-07-22.
+
+KOD II is signed with an Offline-type KSeF certificate only (key usage Non-Repudiation); an Authentication one
+(Digital Signature) is refused: :func:`check_offline_credential`, :func:`kod2_url`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from .certificates import ORGANIZATION_IDENTIFIER, Credential
+from .environments import Environment
+from .qr import certificate_verification_url
 
 try:
     from zoneinfo import ZoneInfo
@@ -257,3 +269,93 @@ def _aware(moment: datetime, what: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise OfflineError(f"The {what} must carry a time zone (got {moment.isoformat()}).")
     return moment
+
+
+# -- the Offline-type KSeF certificate (certyfikaty-KSeF.md): the one that signs KOD II ------------------------
+CERTIFICATE_OFFLINE = "Offline"
+CERTIFICATE_AUTHENTICATION = "Authentication"
+
+
+class OfflineCertificateError(ValueError):
+    """A certificate that cannot sign KOD II; the message says why and never contains key material."""
+
+
+def certificate_type(certificate: x509.Certificate) -> str | None:
+    """KSeF's certificate type from the key usage: ``Offline`` (Non-Repudiation only), ``Authentication``
+    (Digital Signature), None when neither (not a KSeF certificate)."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if usage.digital_signature:
+        return CERTIFICATE_AUTHENTICATION
+    if usage.content_commitment:
+        return CERTIFICATE_OFFLINE
+    return None
+
+
+def check_offline_credential(credential: Credential, now: datetime | None = None) -> None:
+    """Raise :class:`OfflineCertificateError` unless ``credential`` may sign KOD II at ``now``."""
+    kind = certificate_type(credential.certificate)
+    if kind == CERTIFICATE_AUTHENTICATION:
+        raise OfflineCertificateError(
+            "This is an Authentication-type KSeF certificate (key usage Digital Signature): KOD II must be "
+            "signed with an Offline-type KSeF certificate (key usage Non-Repudiation)."
+        )
+    if kind != CERTIFICATE_OFFLINE:
+        raise OfflineCertificateError(
+            "This certificate is not an Offline-type KSeF certificate (key usage Non-Repudiation): it cannot "
+            "sign KOD II."
+        )
+    now = now or datetime.now(timezone.utc)
+    if credential.not_after < now:
+        raise OfflineCertificateError(
+            f"The Offline certificate expired on {credential.not_after.date().isoformat()}: KOD II cannot be "
+            "signed with it. Enrol a new Offline certificate in KSeF."
+        )
+    if credential.not_before > now:
+        raise OfflineCertificateError(
+            f"The Offline certificate is valid only from {credential.not_before.date().isoformat()}."
+        )
+
+
+def generate_offline_credential(nip: str, *, key_type: str = "RSA", valid_days: int = 365) -> Credential:
+    """A self-signed Offline-type certificate of company ``nip`` (key usage Non-Repudiation), for tests and
+    demos; ``valid_days`` < 0 gives an expired one."""
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if key_type.upper() == "RSA"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"Firma {nip}"),
+            x509.NameAttribute(ORGANIZATION_IDENTIFIER, f"VATPL-{nip}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Offline {nip}"),
+        ]
+    )
+    now = datetime.now(timezone.utc)
+    start = now - timedelta(minutes=5) + timedelta(days=min(0, valid_days - 1))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(now + timedelta(days=valid_days))
+        .add_extension(
+            x509.KeyUsage(False, True, False, False, False, False, False, False, False), critical=True
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Credential(cert, key)
+
+
+def kod2_url(environment: Environment, nip: str, invoice_xml: bytes, credential: Credential) -> str:
+    """KOD II of an invoice the buffer of ``nip`` issued offline (context Nip, seller ``nip``), after
+    :func:`check_offline_credential`."""
+    return certificate_verification_url(
+        environment, "Nip", nip, nip, invoice_xml=invoice_xml, credential=credential
+    )

@@ -214,3 +214,79 @@ def test_bad_input_is_refused_clearly():
         Outage(OutageKind.FAILURE, waw(2026, 3, 3), waw(2026, 3, 2))
     with pytest.raises(ValueError):
         Outage("blackout", waw(2026, 3, 3))
+
+
+# -- KOD II with an Offline-type certificate ------------------------------------------------------------------
+NIP = "5265877635"
+XML = b"<Faktura>offline</Faktura>"
+
+
+def _verify_independently(url, certificate):
+    """Check a KOD II link with the certificate's public key alone (not through ksefnet_core.qr)."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    signed, signature_text = url.split("://", 1)[1].rsplit("/", 1)
+    signature = base64.urlsafe_b64decode(signature_text + "=" * (-len(signature_text) % 4))
+    parts = signed.split("/")
+    assert parts[1:6] == [
+        "certificate",
+        "Nip",
+        NIP,
+        NIP,
+        f"{certificate.serial_number:X}".zfill(len(parts[5])),
+    ]
+    assert parts[6] == base64.urlsafe_b64encode(hashlib.sha256(XML).digest()).decode().rstrip("=")
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(
+            signature,
+            signed.encode(),
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+            hashes.SHA256(),
+        )
+    else:
+        assert isinstance(key, ec.EllipticCurvePublicKey) and len(signature) == 64
+        der = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        key.verify(der, signed.encode(), ec.ECDSA(hashes.SHA256()))
+
+
+@pytest.mark.parametrize("key_type", ["RSA", "EC"])
+def test_kod2_signed_with_an_offline_certificate(key_type):
+    from ksefnet_core.environments import TEST
+
+    credential = offline.generate_offline_credential(NIP, key_type=key_type)
+    assert offline.certificate_type(credential.certificate) == offline.CERTIFICATE_OFFLINE
+    offline.check_offline_credential(credential)
+    url = offline.kod2_url(TEST, NIP, XML, credential)
+    assert url.startswith(f"https://qr-test.ksef.mf.gov.pl/certificate/Nip/{NIP}/{NIP}/")
+    _verify_independently(url, credential.certificate)
+    tampered = url.replace(f"/{NIP}/{NIP}/", f"/{NIP}/1111111111/")
+    from cryptography.exceptions import InvalidSignature
+
+    with pytest.raises((InvalidSignature, AssertionError)):
+        _verify_independently(tampered, credential.certificate)
+
+
+def test_an_authentication_certificate_is_refused_for_kod2():
+    from ksefnet_core.certificates import CertificateKind, generate_test_credential
+
+    auth = generate_test_credential(CertificateKind.COMPANY_SEAL, nip=NIP)
+    assert offline.certificate_type(auth.certificate) == offline.CERTIFICATE_AUTHENTICATION
+    with pytest.raises(offline.OfflineCertificateError, match="Authentication-type .* Offline-type"):
+        offline.check_offline_credential(auth)
+
+
+def test_an_expired_offline_certificate_is_refused():
+    expired = offline.generate_offline_credential(NIP, valid_days=-2)
+    with pytest.raises(offline.OfflineCertificateError, match="expired on"):
+        offline.check_offline_credential(expired)
+    fresh = offline.generate_offline_credential(NIP)
+    with pytest.raises(offline.OfflineCertificateError, match="valid only from"):
+        offline.check_offline_credential(fresh, now=datetime.now(timezone.utc) - timedelta(days=3))
