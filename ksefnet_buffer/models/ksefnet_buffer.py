@@ -44,7 +44,13 @@ DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8800/v2"
 CONFIG_SEALING_KEY = "ksefnet_sealing_key"
 FILE_SEALED_PREFIX = "sealed:file:v1:"
 #: the sealed secrets of a buffer
-SECRET_FIELDS = ("ksef_token", "certificate_file", "certificate_password")
+SECRET_FIELDS = (
+    "ksef_token",
+    "certificate_file",
+    "certificate_password",
+    "offline_certificate_file",
+    "offline_certificate_password",
+)
 #: warn this many days before the certificate expires
 CERTIFICATE_WARNING_DAYS = 30
 #: the longest one request waits for KSeF's rate limits; a longer wait ends that step (other work goes on)
@@ -116,6 +122,17 @@ class KsefnetBuffer(models.Model):
     credentials_updated_at = fields.Datetime(readonly=True, copy=False)
     credentials_updated_by = fields.Many2one("res.users", readonly=True, copy=False)
     last_connection_at = fields.Datetime(readonly=True, copy=False)
+    # the Offline-type KSeF certificate that signs KOD II of offline invoices (never used to authenticate)
+    offline_certificate_file = fields.Text(groups="ksefnet_buffer.group_ksef_admin", copy=False)
+    offline_certificate_password = fields.Char(groups="ksefnet_buffer.group_ksef_admin", copy=False)
+    offline_certificate_set = fields.Boolean("Offline certificate set", readonly=True, copy=False)
+    offline_certificate_subject = fields.Char("Offline certificate subject", readonly=True, copy=False)
+    offline_certificate_serial = fields.Char("Offline certificate serial", readonly=True, copy=False)
+    offline_certificate_valid_from = fields.Datetime(
+        "Offline certificate valid from", readonly=True, copy=False
+    )
+    offline_certificate_valid_to = fields.Datetime("Offline certificate valid to", readonly=True, copy=False)
+    offline_certificate_warning = fields.Char(compute="_compute_offline_certificate_warning")
     last_connection_result = fields.Text(readonly=True, copy=False)
 
     # -- sending ------------------------------------------------------------------------------------------
@@ -254,6 +271,46 @@ class KsefnetBuffer(models.Model):
                         "The certificate expires in %(days)s days: set a new one before it does.", days=days
                     )
             buffer.certificate_expiry_warning = warning
+
+    @api.depends("offline_certificate_valid_to", "offline_certificate_set")
+    def _compute_offline_certificate_warning(self):
+        now = fields.Datetime.now()
+        for buffer in self:
+            warning = False
+            if buffer.offline_certificate_set and buffer.offline_certificate_valid_to:
+                days = (buffer.offline_certificate_valid_to - now).days
+                if buffer.offline_certificate_valid_to < now:
+                    warning = _(
+                        "The Offline certificate has expired: offline invoices get no KOD II. Set a new one."
+                    )
+                elif days <= CERTIFICATE_WARNING_DAYS:
+                    warning = _(
+                        "The Offline certificate expires in %(days)s days: set a new one before it does.",
+                        days=days,
+                    )
+            buffer.offline_certificate_warning = warning
+
+    def _offline_credential(self):
+        """The Offline certificate with its key, checked for KOD II now; UserError says why it cannot be."""
+        self.ensure_one()
+        from ksefnet_core.certificates import CredentialError, load_credential
+        from ksefnet_core.offline import OfflineCertificateError, check_offline_credential
+
+        me = self.sudo()
+        if not me.offline_certificate_set or not me.offline_certificate_file:
+            raise UserError(
+                _("Buffer %(name)s holds no Offline certificate: KOD II cannot be signed.", name=me.name)
+            )
+        password = self._unseal(me.offline_certificate_password).decode("utf-8") or None
+        try:
+            credential = load_credential(self._unseal(me.offline_certificate_file), password)
+            check_offline_credential(credential)
+        except (CredentialError, OfflineCertificateError) as exc:
+            raise UserError(_("KOD II cannot be signed: %(reason)s", reason=str(exc))) from None
+        return credential
+
+    def action_set_offline_certificate(self):
+        return self._open_credentials_wizard("offline_certificate")
 
     def _compute_counts(self):
         data = self.env["ksefnet.document"]._read_group(
@@ -486,7 +543,11 @@ class KsefnetBuffer(models.Model):
         self.check_access("write")
         return {
             "type": "ir.actions.act_window",
-            "name": _("Set KSeF token") if method == "token" else _("Set certificate"),
+            "name": {
+                "token": _("Set KSeF token"),
+                "certificate": _("Set certificate"),
+                "offline_certificate": _("Set Offline certificate"),
+            }[method],
             "res_model": "ksefnet.credentials.wizard",
             "view_mode": "form",
             "target": "new",

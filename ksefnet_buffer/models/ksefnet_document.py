@@ -58,6 +58,15 @@ TRANSITIONS = {
     "sent": set(),
 }
 UPO_STATES = [("pending", "Awaiting UPO"), ("stored", "UPO stored")]
+#: the offline modes of tryby-offline.md (ksefnet_core.offline.OfflineMode)
+OFFLINE_MODES = [
+    ("offline24", "Offline24 (the seller's choice)"),
+    ("unavailability", "Announced KSeF unavailability"),
+    ("failure", "Announced KSeF failure"),
+    ("total_failure", "Total KSeF failure"),
+]
+#: a deadline this close counts as approaching (the Overview, the filter, the sender's order)
+DEADLINE_WARNING = timedelta(hours=24)
 #: what a person may change on a document (other addons add theirs in _user_writable_fields); everything else
 #: (status, KSeF number, hashes, references, UPO, retry fields, amounts) changes only through the buffer's own
 #: methods, which write as superuser. A context flag would not do: RPC callers set the context themselves.
@@ -223,6 +232,32 @@ class KsefnetDocument(models.Model):
         help="Automatic retries are exhausted: a person should look at it.",
     )
 
+    # issued offline (tryby-offline.md): sent with offlineMode true by the deadline
+    offline_mode = fields.Selection(OFFLINE_MODES, "Offline mode", readonly=True, copy=False, index=True)
+    offline_reason = fields.Char("Offline reason", readonly=True, copy=False)
+    offline_issued_at = fields.Datetime("Issued offline at", readonly=True, copy=False)
+    offline_deadline = fields.Datetime(
+        "Send to KSeF before",
+        readonly=True,
+        copy=False,
+        index=True,
+        help="The end of the last day on which the offline invoice may reach KSeF (Polish working days). Empty "
+        "for a total failure: no obligation to send.",
+    )
+    offline_problem = fields.Text(
+        "Offline problem",
+        readonly=True,
+        copy=False,
+        help="Why the offline invoice lacks something it should have, e.g. KOD II when the Offline certificate "
+        "has expired.",
+    )
+    offline_deadline_near = fields.Boolean(
+        "Deadline near or passed",
+        compute="_compute_offline_deadline_near",
+        search="_search_offline_deadline_near",
+        help="An offline invoice not yet in KSeF whose deadline is less than a day away or has passed.",
+    )
+
     # where it came from
     external_ref = fields.Char("External reference", readonly=True, index="trigram", copy=False)
     source = fields.Char(
@@ -264,6 +299,24 @@ class KsefnetDocument(models.Model):
     def _compute_own_issued(self):
         for doc in self:
             doc.own_issued = bool(doc.seller_nip) and doc.seller_nip == doc.buffer_id.nip
+
+    @api.depends("offline_deadline", "state")
+    def _compute_offline_deadline_near(self):
+        limit = fields.Datetime.now() + DEADLINE_WARNING
+        for doc in self:
+            doc.offline_deadline_near = bool(
+                doc.offline_deadline and doc.state != "sent" and doc.offline_deadline <= limit
+            )
+
+    def _search_offline_deadline_near(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(_("This filter supports only 'is set' and 'is not set'."))
+        near = [
+            ("offline_deadline", "!=", False),
+            ("offline_deadline", "<=", fields.Datetime.now() + DEADLINE_WARNING),
+            ("state", "!=", "sent"),
+        ]
+        return near if (operator == "=") == value else ["!", "&", "&", *near]
 
     def _compute_upo_available(self):
         for doc in self:
@@ -552,16 +605,44 @@ class KsefnetDocument(models.Model):
         )
 
     @api.model
-    def _create_submitted(self, buffer, xml, *, external_ref=None, source=None, shop_code=None):
+    def _create_submitted(self, buffer, xml, *, external_ref=None, source=None, shop_code=None, offline=None):
         """Validate a sales invoice and queue it (``waiting``). Invalid input raises ValidationError and
-        creates nothing."""
+        creates nothing. ``offline``: the values of :meth:`_offline_values` for an invoice issued offline."""
         xml, invoice = self._validate_sales_xml(buffer, xml)
-        return self._queue_submitted(buffer, [(xml, invoice, external_ref, source, shop_code)])
+        return self._queue_submitted(buffer, [(xml, invoice, external_ref, source, shop_code, offline or {})])
+
+    @api.model
+    def _offline_values(self, mode, issued_at=None, reason=None):
+        """The stored values of an invoice issued offline in ``mode`` at ``issued_at`` (an aware date-time,
+        default now): its deadline by ksefnet_core.offline. KSeF's own outage (unavailability, failure) is
+        taken to end now, which gives the earliest deadline it can have: the buffer sends as soon as KSeF
+        answers anyway. ValidationError for an unknown mode or a moment without a time zone."""
+        from datetime import timezone
+
+        from ksefnet_core import offline
+
+        now = fields.Datetime.now().replace(tzinfo=timezone.utc)
+        issued_at = (issued_at or now).replace(microsecond=0)
+        try:
+            outages = []
+            if mode in ("unavailability", "failure"):
+                outages.append(offline.Outage(offline.OutageKind(mode), min(issued_at, now)))
+            deadline = offline.send_deadline(mode, issued_at, outages, now=max(now, issued_at))
+        except offline.OfflineError as exc:
+            raise ValidationError(str(exc)) from None
+        return {
+            "offline_mode": deadline.mode.value,
+            "offline_reason": (reason or "")[:500] or False,
+            "offline_issued_at": issued_at.astimezone(timezone.utc).replace(tzinfo=None),
+            "offline_deadline": deadline.until.replace(tzinfo=None) if deadline.until else False,
+        }
 
     @api.model
     def _queue_submitted(self, buffer, entries):
         """Queue validated sales invoices (``waiting``) at once: ``entries`` are (XML bytes, parsed invoice,
-        external reference, source, shop code), see :meth:`_validate_sales_xml`. The documents, in order."""
+        external reference, source, shop code[, engine values]), see :meth:`_validate_sales_xml`; the optional
+        engine values are stored fields only the engine writes (the offline mode, its deadline). The
+        documents, in order."""
         vals_list = [
             dict(
                 self._values_from_invoice(invoice),
@@ -571,8 +652,9 @@ class KsefnetDocument(models.Model):
                 external_ref=external_ref,
                 source=source,
                 shop_code=shop_code,
+                **(extra[0] if extra else {}),
             )
-            for _xml, invoice, external_ref, source, shop_code in entries
+            for _xml, invoice, external_ref, source, shop_code, *extra in entries
         ]
         docs = self._create_in_state(vals_list, "waiting", _("Validated and queued for KSeF."))
         attachments = self._attach_many(

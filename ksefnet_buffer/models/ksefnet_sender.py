@@ -233,7 +233,10 @@ class KsefnetSender(models.AbstractModel):
         ]
 
     def _due_documents(self, buffer, limit=None):
-        return self.env["ksefnet.document"].search(self._due_domain(buffer), order="id", limit=limit)
+        """Due documents, offline invoices first, the nearest deadline first (tryby-offline.md), then in order."""
+        return self.env["ksefnet.document"].search(
+            self._due_domain(buffer), order="offline_deadline asc nulls last, id", limit=limit
+        )
 
     def _pick(self, buffer, limit):
         """Lock the due documents (``FOR UPDATE SKIP LOCKED``) so that no other worker takes them."""
@@ -244,7 +247,8 @@ class KsefnetSender(models.AbstractModel):
             "SELECT id FROM ksefnet_document WHERE id IN %s ORDER BY id FOR UPDATE SKIP LOCKED",
             [tuple(candidates.ids)],
         )
-        return self.env["ksefnet.document"].browse([row[0] for row in self.env.cr.fetchall()])
+        locked = {row[0] for row in self.env.cr.fetchall()}
+        return candidates.filtered(lambda d: d.id in locked)  # in the candidates' order: deadlines first
 
     def _fail_due(self, buffer, exc):
         """Authentication or configuration failed: the due documents go to ``error`` with the reason."""
@@ -312,11 +316,16 @@ class KsefnetSender(models.AbstractModel):
             docs = self._pick(buffer, amount)
             if not docs:
                 return
-            sent = (
-                self._send_batch(buffer, client, docs, rnd)
-                if mode == "batch"
-                else self._send_online(buffer, client, docs, rnd)
-            )
+            if mode == "batch":
+                # offlineMode is declared per batch session: offline invoices go in sessions of their own
+                offline = docs.filtered("offline_mode")
+                sent = all(
+                    self._send_batch(buffer, client, group, rnd)
+                    for group in (offline, docs - offline)
+                    if group
+                )
+            else:
+                sent = self._send_online(buffer, client, docs, rnd)
             if not sent:
                 return
 
@@ -358,7 +367,7 @@ class KsefnetSender(models.AbstractModel):
                 )
                 buffer._commit("online_mark")  # from here on, a crash leaves a document to reconcile
                 try:
-                    sent = session.send(doc._xml())
+                    sent = session.send(doc._xml(), offline_mode=bool(doc.offline_mode))
                 except (KsefError, ThrottleDeferred) as exc:
                     outcome = outcomes.classify(exc, outcomes.SEND)
                     if outcome.kind == outcomes.AMBIGUOUS:
@@ -418,7 +427,9 @@ class KsefnetSender(models.AbstractModel):
     def _send_batch(self, buffer, client, docs, rnd):
         files = [(f"{doc.id}.xml", doc._xml()) for doc in docs]
         batch = prepare_batch(files)
-        session = BatchSession(client)
+        offline = {bool(d.offline_mode) for d in docs}
+        assert len(offline) == 1, "a batch session is offline or not as a whole"
+        session = BatchSession(client, offline_mode=offline.pop())
         try:
             if not self._open_session(buffer, docs, rnd, session.open, batch):
                 return False

@@ -26,7 +26,14 @@ class KsefnetCredentialsWizard(models.TransientModel):
     _description = "Set KSeF credentials"
 
     buffer_id = fields.Many2one("ksefnet.buffer", required=True, ondelete="cascade")
-    method = fields.Selection([("token", "KSeF token"), ("certificate", "Certificate")], required=True)
+    method = fields.Selection(
+        [
+            ("token", "KSeF token"),
+            ("certificate", "Certificate"),
+            ("offline_certificate", "Offline certificate (KOD II)"),
+        ],
+        required=True,
+    )
     ksef_token = fields.Char("KSeF token")
     certificate_file = fields.Binary(
         "Certificate file", help="PKCS#12 (.p12/.pfx) or PEM with the private key."
@@ -92,6 +99,52 @@ class KsefnetCredentialsWizard(models.TransientModel):
                 )
             ) from None
 
+    def _save_offline_certificate(self, buffer):
+        """The Offline-type certificate that signs KOD II: kept beside the authentication credentials, which
+        it never replaces. An Authentication certificate or an expired one is refused; the previous stays."""
+        from ksefnet_core.offline import OfflineCertificateError, check_offline_credential
+
+        if not self.certificate_file:
+            raise UserError(_("Choose the certificate file."))
+        data = base64.b64decode(self.certificate_file)
+        key = base64.b64decode(self.key_file) if self.key_file else None
+        password = self._secret("certificate_password") or None
+        try:
+            credential = load_credential(data, password, key_data=key)
+            check_offline_credential(credential)
+        except (CredentialError, OfflineCertificateError) as exc:
+            raise UserError(
+                _(
+                    "The Offline certificate cannot be used: %(reason)s The previous one is kept.",
+                    reason=str(exc),
+                )
+            ) from None
+        if credential.subject_nip and credential.subject_nip != buffer.nip:
+            raise UserError(
+                _(
+                    "This Offline certificate belongs to NIP %(cert)s, not to the buffer's NIP %(nip)s. The "
+                    "previous one is kept.",
+                    cert=credential.subject_nip,
+                    nip=buffer.nip,
+                )
+            )
+        stored = data
+        if key is not None:
+            from ksefnet_core.certificates import credential_to_pkcs12
+
+            stored = credential_to_pkcs12(credential, password)
+        buffer.write(
+            {
+                "offline_certificate_file": buffer._seal(stored),
+                "offline_certificate_password": buffer._seal(password),
+                "offline_certificate_set": True,
+                "offline_certificate_subject": credential.subject_text,
+                "offline_certificate_serial": credential.serial_hex,
+                "offline_certificate_valid_from": credential.not_before.replace(tzinfo=None),
+                "offline_certificate_valid_to": credential.not_after.replace(tzinfo=None),
+            }
+        )
+
     def action_save(self):
         self.ensure_one()
         self._ensure_administrator()
@@ -102,7 +155,9 @@ class KsefnetCredentialsWizard(models.TransientModel):
             "credentials_updated_at": now,
             "credentials_updated_by": self.env.uid,
         }
-        if self.method == "token":
+        if self.method == "offline_certificate":
+            self._save_offline_certificate(buffer)
+        elif self.method == "token":
             token = self._secret("ksef_token").strip()
             if not token or any(c.isspace() for c in token) or len(token) > 1000:
                 raise UserError(_("Paste the whole KSeF token, as KSeF showed it (one line, no spaces)."))

@@ -5,7 +5,12 @@
     changes(buffer_nip, cursor=0, limit=100) -> {"cursor", "changes", "more"}
     acknowledge(buffer_nip, document_ids)    -> {"acknowledged": n}
     upo(buffer_nip, document_id)             -> {"document_id", "ksef_number", "upo_xml_base64"}
-    qr(buffer_nip, document_id)              -> {"document_id", "url", "label", "png_base64"}
+    qr(buffer_nip, document_id)              -> {"document_id", "url", "label", "png_base64", "kod2"}
+
+An invoice issued offline (KSeF down, or the seller's offline24) is submitted with ``offline_mode`` (and
+optionally ``offline_reason`` and ``issued_at``): its result carries the deadline and, at once, KOD I (label
+OFFLINE) and KOD II (signed with the buffer's Offline certificate) to print; the buffer sends it with
+``offlineMode: true`` as soon as KSeF answers, and the KSeF number arrives through the change feed.
 
 Documents are identified by HiperMarket's own document id (``document_id``, e.g. "FV/0012/2026/SKLEP12"),
 unique per buffer. Everything returned is plain XML-RPC data (no None). See docs/hipermarket_api.md.
@@ -16,10 +21,12 @@ import binascii
 import logging
 import re
 import xmlrpc.client
+from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
+from ksefnet_core import offline as ksef_offline
 from ksefnet_core import qr as ksef_qr
 from ksefnet_core.ids import is_valid_nip
 
@@ -34,6 +41,10 @@ MAX_DOCUMENT_IDS = 1000
 SHOP_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,31}")
 #: the largest invoice accepted, checked before it is decoded or parsed (KSeF: 1 MB, 3 MB with attachments)
 MAX_XML_BYTES = 3 * 1024 * 1024
+OFFLINE_MODES = tuple(m.value for m in ksef_offline.OfflineMode)
+MAX_REASON = 500
+#: how far ahead of the buffer's clock an offline issue moment may be (clocks differ a little)
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class KsefnetHipermarketApi(models.AbstractModel):
@@ -119,7 +130,105 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 results[index] = batch._submit_one(item)
         if any(r["ok"] for r in results):
             self.env["ksefnet.sender"]._trigger()  # once for the whole batch
+        batch._add_offline_codes(results)
         return results
+
+    @api.model
+    def _offline_arguments(self, item):
+        """The offline values (mode, issue moment, reason, deadline) of a submitted invoice, or None."""
+        mode = item.get("offline_mode") or False
+        reason = item.get("offline_reason") or False
+        issued = item.get("issued_at") or False
+        if mode is False:
+            if reason or issued:
+                raise _Refused(
+                    "offline_mode",
+                    "required",
+                    _("offline_reason and issued_at apply only to an invoice submitted with offline_mode."),
+                )
+            return None
+        if not isinstance(mode, str) or mode not in OFFLINE_MODES:
+            raise _Refused(
+                "offline_mode",
+                "format",
+                _("offline_mode must be one of: %(modes)s.", modes=", ".join(OFFLINE_MODES)),
+            )
+        if reason is not False and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+            raise _Refused(
+                "offline_reason",
+                "format",
+                _("offline_reason must be a text of at most %(n)s characters.", n=MAX_REASON),
+            )
+        moment = None
+        if issued is not False:
+            try:
+                moment = datetime.fromisoformat(issued) if isinstance(issued, str) else None
+            except ValueError:
+                moment = None
+            if moment is None or moment.tzinfo is None:
+                raise _Refused(
+                    "issued_at",
+                    "format",
+                    _(
+                        "issued_at must be a date and time in ISO 8601 with its offset, e.g. "
+                        "2026-03-02T14:05:00+01:00."
+                    ),
+                )
+            if moment > datetime.now(timezone.utc) + CLOCK_SKEW:
+                raise _Refused("issued_at", "future", _("issued_at lies in the future."))
+        try:
+            return self.env["ksefnet.document"]._offline_values(mode, moment, reason or None)
+        except ValidationError as exc:
+            raise _Refused("offline_mode", "invalid", str(exc)) from None
+
+    @api.model
+    def _add_offline_codes(self, results):
+        """Give each stored offline invoice its KOD I (label OFFLINE) and KOD II at once. Without a usable
+        Offline certificate the invoice stays accepted: ``kod2`` is False, ``kod2_error`` says why, and the
+        document is flagged (``offline_problem``)."""
+        ids = [r["id"] for r in results if r.get("ok") and r.get("id")]
+        docs = {d.id: d for d in self.env["ksefnet.document"].sudo().browse(ids) if d.offline_mode}
+        signers = {}
+        for result in results:
+            doc = docs.get(result.get("id")) if result.get("ok") else None
+            if doc:
+                result["offline"] = self._offline_codes(doc, signers)
+
+    @api.model
+    def _offline_codes(self, doc, signers=None):
+        """{mode, issued_at, deadline, kod1, kod2, kod2_error} of an offline document."""
+        signers = {} if signers is None else signers
+        doc = doc.sudo()
+        buffer = doc.buffer_id
+        environment = buffer._environment()
+        xml = doc._xml()
+        url = ksef_qr.invoice_verification_url(environment, doc.seller_nip, doc.issue_date, xml)
+        result = {
+            "mode": doc.offline_mode,
+            "issued_at": fields.Datetime.to_string(doc.offline_issued_at) or False,
+            "deadline": fields.Datetime.to_string(doc.offline_deadline) or False,
+            "kod1": _code(url, ksef_qr.label_for_invoice(doc.ksef_number)),
+            "kod2": False,
+            "kod2_error": False,
+        }
+        if doc.offline_mode == "total_failure":
+            return result  # tryby-offline.md: invoices of a total failure carry no QR codes
+        if buffer.id not in signers:
+            try:
+                signers[buffer.id] = buffer._offline_credential()
+            except UserError as exc:
+                signers[buffer.id] = exc
+        signer = signers[buffer.id]
+        if isinstance(signer, UserError):
+            result["kod2_error"] = str(signer)
+            if doc.offline_problem != result["kod2_error"]:
+                doc._engine_write({"offline_problem": result["kod2_error"]})
+            return result
+        kod2 = ksef_offline.kod2_url(environment, buffer.nip, xml, signer)
+        result["kod2"] = _code(kod2, ksef_qr.CERTIFICATE_LABEL)
+        if doc.offline_problem:
+            doc._engine_write({"offline_problem": False})
+        return result
 
     @api.model
     def _submit_new_at_once(self, invoices):
@@ -131,6 +240,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
         for index, item in enumerate(invoices):
             try:
                 ref, buffer, shop, xml = self._checked(item)
+                offline = self._offline_arguments(item)
                 if (buffer.id, ref) in seen or Document.search_count(
                     [("buffer_id", "=", buffer.id), ("source", "=", SOURCE), ("external_ref", "=", ref)],
                     limit=1,
@@ -139,7 +249,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
                     continue
                 seen.add((buffer.id, ref))
                 xml, invoice = Document._validate_sales_xml(buffer, xml)
-                fresh.append((index, buffer, (xml, invoice, ref, SOURCE, shop)))
+                fresh.append((index, buffer, (xml, invoice, ref, SOURCE, shop, offline or {})))
             except Exception as exc:  # noqa: BLE001 - turned into this invoice's error by the same rules as below
                 results[index] = self._refusal(item, exc)
         for buffer in {b for _i, b, _e in fresh}:
@@ -200,19 +310,22 @@ class KsefnetHipermarketApi(models.AbstractModel):
     def _submit_one(self, item):
         try:
             ref, buffer, shop, xml = self._checked(item)
+            offline = self._offline_arguments(item)
             with self.env.cr.savepoint():
-                return self._store(buffer, ref, shop, xml)
+                return self._store(buffer, ref, shop, xml, offline)
         except (_Refused, ValidationError, UserError, AccessError) as exc:
             return self._refusal(item, exc)
 
     @api.model
-    def _store(self, buffer, ref, shop, xml):
+    def _store(self, buffer, ref, shop, xml, offline=None):
         Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
         existing = Document.search(
             [("buffer_id", "=", buffer.id), ("source", "=", SOURCE), ("external_ref", "=", ref)], limit=1
         )
         if not existing:
-            doc = Document._create_submitted(buffer, xml, external_ref=ref, source=SOURCE, shop_code=shop)
+            doc = Document._create_submitted(
+                buffer, xml, external_ref=ref, source=SOURCE, shop_code=shop, offline=offline
+            )
             return self._describe(doc, created=True)
         if not existing.with_user(self.env.user).with_context(active_test=False)._filtered_access("read"):
             raise _Refused(
@@ -267,6 +380,8 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 "upo_available": bool(doc.sudo().upo_attachment_id),
                 "change": doc.hm_change_seq,
                 "delivered": bool(doc.hm_delivered_at),
+                "offline_mode": doc.offline_mode or False,
+                "offline_deadline": fields.Datetime.to_string(doc.offline_deadline) or False,
             },
             **extra,
         )
@@ -346,11 +461,14 @@ class KsefnetHipermarketApi(models.AbstractModel):
         url = ksef_qr.invoice_verification_url(environment, doc.seller_nip, doc.issue_date, doc._xml())
         label = ksef_qr.label_for_invoice(doc.ksef_number)
         png = ksef_qr.qr_png(url, label)
+        offline = self._offline_codes(doc) if doc.offline_mode else {}
         return {
             "document_id": document_id,
             "url": url,
             "label": label,
             "png_base64": base64.b64encode(png).decode("ascii"),
+            "kod2": offline.get("kod2", False),
+            "kod2_error": offline.get("kod2_error", False),
         }
 
     @api.model
@@ -362,6 +480,15 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 _("No document %(ref)s in the buffer of NIP %(nip)s.", ref=document_id, nip=buffer.nip)
             )
         return doc
+
+
+def _code(url, label):
+    """A QR code as HiperMarket prints it: the link, its label and the labelled PNG (base64)."""
+    return {
+        "url": url,
+        "label": label,
+        "png_base64": base64.b64encode(ksef_qr.qr_png(url, label)).decode("ascii"),
+    }
 
 
 class _Refused(UserError):
