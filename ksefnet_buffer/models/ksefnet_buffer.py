@@ -207,6 +207,11 @@ class KsefnetBuffer(models.Model):
     count_failure = fields.Integer("Failure", compute="_compute_counts")
     count_error = fields.Integer("Error", compute="_compute_counts")
     count_purchases = fields.Integer("Purchases", compute="_compute_counts")
+    count_offline_due = fields.Integer(
+        "Offline deadlines",
+        compute="_compute_counts",
+        help="Offline invoices not yet in KSeF whose deadline is less than a day away or has passed.",
+    )
 
     _sql_constraints = [
         ("nip_unique", "unique(nip)", "There is already a buffer for this NIP: one buffer serves one NIP."),
@@ -323,6 +328,12 @@ class KsefnetBuffer(models.Model):
             buffer.count_purchases = sum(
                 n for (b, d, _s), n in counts.items() if b == buffer.id and d == "purchase"
             )
+        due = self.env["ksefnet.document"]._read_group(
+            [("buffer_id", "in", self.ids), ("offline_deadline_near", "=", True)], ["buffer_id"], ["__count"]
+        )
+        due_counts = {buffer.id: count for buffer, count in due}
+        for buffer in self:
+            buffer.count_offline_due = due_counts.get(buffer.id, 0)
 
     # -- KSeF connection ------------------------------------------------------------------------------
     def _environment(self):
@@ -565,6 +576,8 @@ class KsefnetBuffer(models.Model):
         state = self.env.context.get("ksefnet_state")
         if state:
             action["domain"].append(("state", "=", state))
+        if self.env.context.get("ksefnet_offline_due"):
+            action["domain"].append(("offline_deadline_near", "=", True))
         action["context"] = {"default_buffer_id": self.id}
         return action
 
