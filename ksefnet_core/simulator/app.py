@@ -184,9 +184,9 @@ class Simulator:
 
     # -- wiring -----------------------------------------------------------------------------------------
     def _register(self) -> None:
-        from . import auth_api, control_api, invoices_api, sessions_api
+        from . import auth_api, control_api, invoices_api, latarnia_api, sessions_api
 
-        for module in (auth_api, sessions_api, invoices_api, control_api):
+        for module in (auth_api, sessions_api, invoices_api, control_api, latarnia_api):
             module.register(self)
 
     def store(self, name: str, factory: Any) -> Any:
