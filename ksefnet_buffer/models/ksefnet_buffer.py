@@ -687,6 +687,8 @@ class KsefnetBuffer(models.Model):
             "engine_next_run_at": next_run_at,
             "engine_last_run_at": fields.Datetime.now(),
         }
+        if getattr(rnd, "ksef_answered", None) is not None:  # what the round tells about KSeF's availability
+            values.update(self._record_answers(rnd.ksef_answered))
         self._row_write("report", lambda: self.sudo().write(values) and self.env.flush_all())
 
     @api.model

@@ -38,7 +38,7 @@ from odoo.exceptions import UserError
 
 from ksefnet_core import outcomes
 from ksefnet_core.crypto import sha256_b64
-from ksefnet_core.errors import KsefError
+from ksefnet_core.errors import KsefError, KsefServerError, KsefTransportError
 from ksefnet_core.sessions import BatchSession, InvoiceStatus, OnlineSession, prepare_batch
 from ksefnet_core.throttle import ThrottleDeferred
 
@@ -77,11 +77,22 @@ class Round:
         self.more_now = False  # work left that could go on at once (the round's time slice ended)
         self.waits = {}  # what -> (seconds, sentence)
         self.problems = []
+        self.ksef_answered = None  # True: KSeF answered this round, False: it did not (down, unreachable)
+
+    def saw(self, exc):
+        """Note what a KSeF error tells about KSeF's availability (network, timeout, 5xx: it did not answer)."""
+        if _unanswered(exc):
+            self.ksef_answered = False
 
     def wait(self, what, seconds, sentence):
         old = self.waits.get(what)
         if old is None or seconds > old[0]:
             self.waits[what] = (max(0.0, float(seconds)), sentence)
+
+
+def _unanswered(exc):
+    """KSeF did not answer (network, timeout, 5xx): what tells the buffer that KSeF is down or unreachable."""
+    return isinstance(exc, (KsefTransportError, KsefServerError))
 
 
 class KsefnetSender(models.AbstractModel):
@@ -128,6 +139,7 @@ class KsefnetSender(models.AbstractModel):
         except (KsefError, UserError, ValueError) as exc:
             self._fail_due(buffer, exc)
             outcome = outcomes.classify(exc)
+            rnd.saw(exc)
             if outcome.kind == outcomes.THROTTLED:
                 rnd.wait("auth", outcome.delay, describe_ksef_error(self.env, exc))
             rnd.problems.append(describe_ksef_error(self.env, exc))
@@ -139,6 +151,8 @@ class KsefnetSender(models.AbstractModel):
         self._step(buffer, rnd, self._send, client, rnd, deadline)
         self._step(buffer, rnd, self._poll, client, rnd, links)
         self._step(buffer, rnd, self._fetch_upos, client, rnd, links, deadline)
+        if rnd.ksef_answered is None:
+            rnd.ksef_answered = True  # the steps talked to KSeF and it answered
         buffer._engine_report(rnd, self._next_time(buffer, rnd))
 
     def _step(self, buffer, rnd, step, client, *args):
@@ -148,6 +162,7 @@ class KsefnetSender(models.AbstractModel):
         except (KsefError, ThrottleDeferred) as exc:
             outcome = outcomes.classify(exc)
             text = describe_ksef_error(self.env, exc)
+            rnd.saw(exc)
             if outcome.kind == outcomes.THROTTLED:
                 rnd.wait(getattr(exc, "group", None) or step.__name__, outcome.delay or 60, text)
             else:
@@ -335,6 +350,7 @@ class KsefnetSender(models.AbstractModel):
             open_session(*args)
             return True
         except (KsefError, ThrottleDeferred) as exc:
+            rnd.saw(exc)
             outcome = outcomes.classify(exc)
             if outcome.kind == outcomes.THROTTLED:
                 docs._defer(exc)
@@ -369,6 +385,7 @@ class KsefnetSender(models.AbstractModel):
                 try:
                     sent = session.send(doc._xml(), offline_mode=bool(doc.offline_mode))
                 except (KsefError, ThrottleDeferred) as exc:
+                    rnd.saw(exc)
                     outcome = outcomes.classify(exc, outcomes.SEND)
                     if outcome.kind == outcomes.AMBIGUOUS:
                         ambiguous_in_a_row += 1
@@ -448,6 +465,7 @@ class KsefnetSender(models.AbstractModel):
             try:
                 session.upload(batch)
             except (KsefError, ThrottleDeferred) as exc:
+                rnd.saw(exc)
                 # Not closed, so KSeF never processes this session: the invoices can go again.
                 docs._mark_error(exc, reference=ref)
                 record.sudo().write({"closed": True, "status_code": 440})

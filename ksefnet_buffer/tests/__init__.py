@@ -1,5 +1,6 @@
 from . import (
     test_access,
+    test_availability,
     test_buffer,
     test_download,
     test_engine_transactions,

@@ -6,6 +6,7 @@
     acknowledge(buffer_nip, document_ids)    -> {"acknowledged": n}
     upo(buffer_nip, document_id)             -> {"document_id", "ksef_number", "upo_xml_base64"}
     qr(buffer_nip, document_id)              -> {"document_id", "url", "label", "png_base64", "kod2"}
+    availability(buffer_nip)                 -> {"state", "messages", "checked_at", "offline_mode"}
 
 An invoice issued offline (KSeF down, or the seller's offline24) is submitted with ``offline_mode`` (and
 optionally ``offline_reason`` and ``issued_at``): its result carries the deadline and, at once, KOD I (label
@@ -24,6 +25,7 @@ import xmlrpc.client
 from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
+from odoo.addons.ksefnet_buffer.models.ksefnet_watch import MODE_FOR_STATE
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 from ksefnet_core import offline as ksef_offline
@@ -134,9 +136,16 @@ class KsefnetHipermarketApi(models.AbstractModel):
         return results
 
     @api.model
-    def _offline_arguments(self, item):
-        """The offline values (mode, issue moment, reason, deadline) of a submitted invoice, or None."""
+    def _offline_arguments(self, item, buffer):
+        """The offline values (mode, issue moment, reason, deadline) of a submitted invoice, or None. Mode
+        ``auto``: the buffer decides from what it knows of KSeF's availability (online when available)."""
         mode = item.get("offline_mode") or False
+        if mode == "auto":
+            mode = MODE_FOR_STATE.get(buffer.ksef_availability, False)
+            if mode is False:
+                return None
+            if not item.get("offline_reason"):
+                item = dict(item, offline_reason=f"KSeF: {buffer.ksef_availability}")
         reason = item.get("offline_reason") or False
         issued = item.get("issued_at") or False
         if mode is False:
@@ -151,7 +160,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
             raise _Refused(
                 "offline_mode",
                 "format",
-                _("offline_mode must be one of: %(modes)s.", modes=", ".join(OFFLINE_MODES)),
+                _("offline_mode must be one of: %(modes)s.", modes=", ".join((*OFFLINE_MODES, "auto"))),
             )
         if reason is not False and (not isinstance(reason, str) or len(reason) > MAX_REASON):
             raise _Refused(
@@ -240,7 +249,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
         for index, item in enumerate(invoices):
             try:
                 ref, buffer, shop, xml = self._checked(item)
-                offline = self._offline_arguments(item)
+                offline = self._offline_arguments(item, buffer)
                 if (buffer.id, ref) in seen or Document.search_count(
                     [("buffer_id", "=", buffer.id), ("source", "=", SOURCE), ("external_ref", "=", ref)],
                     limit=1,
@@ -310,7 +319,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
     def _submit_one(self, item):
         try:
             ref, buffer, shop, xml = self._checked(item)
-            offline = self._offline_arguments(item)
+            offline = self._offline_arguments(item, buffer)
             with self.env.cr.savepoint():
                 return self._store(buffer, ref, shop, xml, offline)
         except (_Refused, ValidationError, UserError, AccessError) as exc:
@@ -469,6 +478,18 @@ class KsefnetHipermarketApi(models.AbstractModel):
             "png_base64": base64.b64encode(png).decode("ascii"),
             "kod2": offline.get("kod2", False),
             "kod2_error": offline.get("kod2_error", False),
+        }
+
+    @api.model
+    def availability(self, buffer_nip):
+        """What the buffer knows of KSeF's availability: {state, messages, checked_at, offline_mode} where
+        offline_mode is the mode "auto" would choose now (False: online)."""
+        buffer = self._buffer(buffer_nip)
+        return {
+            "state": buffer.ksef_availability or "available",
+            "messages": buffer.ksef_messages or "",
+            "checked_at": fields.Datetime.to_string(buffer.latarnia_checked_at) or False,
+            "offline_mode": MODE_FOR_STATE.get(buffer.ksef_availability, False),
         }
 
     @api.model

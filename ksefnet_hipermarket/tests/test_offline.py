@@ -182,3 +182,22 @@ class TestOfflineInvoices(KsefSimulatorCase):
         self.assertTrue(total["ok"])
         self.assertFalse(total["offline"]["deadline"])  # a total failure: no obligation
         self.assertFalse(total["offline"]["kod2"])  # and no QR codes on such invoices
+
+    def test_auto_lets_the_buffer_decide_from_ksef_availability(self):
+        import requests
+
+        (online,) = self.api().submit([self.item("AUTO-1", offline_mode="auto")])
+        self.assertFalse(online["offline_mode"])  # KSeF available: an ordinary invoice
+        self.assertEqual(self.api().availability(self.nip)["state"], "available")
+        url = f"{self.sim.base_url}/_simulator/latarnia"
+        requests.post(url, json={"status": "FAILURE", "message": {"title": "Awaria"}}, timeout=10)
+        self.addCleanup(requests.delete, url, timeout=10)
+        self.buffer._watch_ksef()
+        seen = self.api().availability(self.nip)
+        self.assertEqual((seen["state"], seen["offline_mode"]), ("failure", "failure"))
+        self.assertIn("Awaria", seen["messages"])
+        (result,) = self.api().submit([self.item("AUTO-2", offline_mode="auto")])
+        self.assertEqual(result["offline"]["mode"], "failure")
+        self.assertEqual(result["offline"]["kod1"]["label"], "OFFLINE")
+        doc = self.env["ksefnet.document"].browse(result["id"])
+        self.assertEqual(doc.offline_reason, "KSeF: failure")
