@@ -277,7 +277,14 @@ CERTIFICATE_AUTHENTICATION = "Authentication"
 
 
 class OfflineCertificateError(ValueError):
-    """A certificate that cannot sign KOD II; the message says why and never contains key material."""
+    """A certificate that cannot sign KOD II; the message says why and never contains key material.
+
+    ``code`` (``authentication``, ``not_offline``, ``expired``, ``not_yet_valid``) and ``day`` let a user
+    interface say the same in its own language."""
+
+    def __init__(self, message: str, code: str, day: date | None = None) -> None:
+        super().__init__(message)
+        self.code, self.day = code, day
 
 
 def certificate_type(certificate: x509.Certificate) -> str | None:
@@ -300,22 +307,28 @@ def check_offline_credential(credential: Credential, now: datetime | None = None
     if kind == CERTIFICATE_AUTHENTICATION:
         raise OfflineCertificateError(
             "This is an Authentication-type KSeF certificate (key usage Digital Signature): KOD II must be "
-            "signed with an Offline-type KSeF certificate (key usage Non-Repudiation)."
+            "signed with an Offline-type KSeF certificate (key usage Non-Repudiation).",
+            "authentication",
         )
     if kind != CERTIFICATE_OFFLINE:
         raise OfflineCertificateError(
             "This certificate is not an Offline-type KSeF certificate (key usage Non-Repudiation): it cannot "
-            "sign KOD II."
+            "sign KOD II.",
+            "not_offline",
         )
     now = now or datetime.now(timezone.utc)
     if credential.not_after < now:
         raise OfflineCertificateError(
             f"The Offline certificate expired on {credential.not_after.date().isoformat()}: KOD II cannot be "
-            "signed with it. Enrol a new Offline certificate in KSeF."
+            "signed with it. Enrol a new Offline certificate in KSeF.",
+            "expired",
+            credential.not_after.date(),
         )
     if credential.not_before > now:
         raise OfflineCertificateError(
-            f"The Offline certificate is valid only from {credential.not_before.date().isoformat()}."
+            f"The Offline certificate is valid only from {credential.not_before.date().isoformat()}.",
+            "not_yet_valid",
+            credential.not_before.date(),
         )
 
 

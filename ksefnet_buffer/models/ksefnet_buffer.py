@@ -311,8 +311,30 @@ class KsefnetBuffer(models.Model):
             credential = load_credential(self._unseal(me.offline_certificate_file), password)
             check_offline_credential(credential)
         except (CredentialError, OfflineCertificateError) as exc:
-            raise UserError(_("KOD II cannot be signed: %(reason)s", reason=str(exc))) from None
+            raise UserError(
+                _("KOD II cannot be signed: %(reason)s", reason=self._offline_certificate_problem(exc))
+            ) from None
         return credential
+
+    @api.model
+    def _offline_certificate_problem(self, exc):
+        """Why a certificate cannot sign KOD II, in the user's language."""
+        code, day = getattr(exc, "code", None), getattr(exc, "day", None)
+        day = day.isoformat() if day else "-"
+        if code == "authentication":
+            return _(
+                "this is an Authentication-type KSeF certificate (key usage Digital Signature); KOD II must be "
+                "signed with an Offline-type KSeF certificate (key usage Non-Repudiation)."
+            )
+        if code == "not_offline":
+            return _("this is not an Offline-type KSeF certificate (key usage Non-Repudiation).")
+        if code == "expired":
+            return _(
+                "the Offline certificate expired on %(date)s. Enrol a new Offline certificate in KSeF.", date=day
+            )
+        if code == "not_yet_valid":
+            return _("the Offline certificate is valid only from %(date)s.", date=day)
+        return str(exc)
 
     def action_set_offline_certificate(self):
         return self._open_credentials_wizard("offline_certificate")

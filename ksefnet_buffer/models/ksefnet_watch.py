@@ -20,8 +20,8 @@ _logger = logging.getLogger(__name__)
 AVAILABILITY = [
     ("available", "Available"),
     ("maintenance", "Maintenance (announced unavailability)"),
-    ("failure", "Failure"),
-    ("total_failure", "Total failure"),
+    ("failure", "KSeF failure"),
+    ("total_failure", "KSeF total failure"),
     ("unreachable", "Unreachable"),
 ]
 #: the buffer's own answers from KSeF count for this long

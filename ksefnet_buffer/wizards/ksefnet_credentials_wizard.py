@@ -116,7 +116,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
             raise UserError(
                 _(
                     "The Offline certificate cannot be used: %(reason)s The previous one is kept.",
-                    reason=str(exc),
+                    reason=buffer._offline_certificate_problem(exc),
                 )
             ) from None
         if credential.subject_nip and credential.subject_nip != buffer.nip:
