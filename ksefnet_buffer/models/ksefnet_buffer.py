@@ -330,7 +330,8 @@ class KsefnetBuffer(models.Model):
             return _("this is not an Offline-type KSeF certificate (key usage Non-Repudiation).")
         if code == "expired":
             return _(
-                "the Offline certificate expired on %(date)s. Enrol a new Offline certificate in KSeF.", date=day
+                "the Offline certificate expired on %(date)s. Enrol a new Offline certificate in KSeF.",
+                date=day,
             )
         if code == "not_yet_valid":
             return _("the Offline certificate is valid only from %(date)s.", date=day)
