@@ -129,7 +129,16 @@ class KsefnetBuffer(models.Model):
             self._commit("offline_deadlines")
         if state == "available" and before != "available":
             _logger.info("KSeF is available again for buffer %s: sending", self.nip)
-            self.sudo().write({"engine_next_run_at": fields.Datetime.now()})
+            now = fields.Datetime.now()
+            # what failed while KSeF was down is retried now rather than after its growing delay
+            retrying = (
+                self.env["ksefnet.document"]
+                .sudo()
+                .search([("buffer_id", "=", self.id), ("state", "=", "error"), ("next_retry_at", ">", now)])
+            )
+            retrying._engine_write({"next_retry_at": now})
+            self.sudo().write({"engine_next_run_at": now})
+            self._commit("ksef_back")
             self.env["ksefnet.sender"]._trigger()
         return state
 
