@@ -30,11 +30,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
-from .certificates import ORGANIZATION_IDENTIFIER, Credential
+from .certificates import CertificateKind, Credential, generate_test_credential
 from .environments import Environment
 from .qr import certificate_verification_url
 
@@ -335,35 +332,14 @@ def check_offline_credential(credential: Credential, now: datetime | None = None
 def generate_offline_credential(nip: str, *, key_type: str = "RSA", valid_days: int = 365) -> Credential:
     """A self-signed Offline-type certificate of company ``nip`` (key usage Non-Repudiation), for tests and
     demos; ``valid_days`` < 0 gives an expired one."""
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if key_type.upper() == "RSA"
-        else ec.generate_private_key(ec.SECP256R1())
+    return generate_test_credential(
+        CertificateKind.COMPANY_SEAL,
+        nip=nip,
+        key_type=key_type,
+        common_name=f"Offline {nip}",
+        valid_days=valid_days,
+        offline=True,
     )
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"Firma {nip}"),
-            x509.NameAttribute(ORGANIZATION_IDENTIFIER, f"VATPL-{nip}"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"Offline {nip}"),
-        ]
-    )
-    now = datetime.now(timezone.utc)
-    start = now - timedelta(minutes=5) + timedelta(days=min(0, valid_days - 1))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(now + timedelta(days=valid_days))
-        .add_extension(
-            x509.KeyUsage(False, True, False, False, False, False, False, False, False), critical=True
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return Credential(cert, key)
 
 
 def kod2_url(environment: Environment, nip: str, invoice_xml: bytes, credential: Credential) -> str:

@@ -99,16 +99,30 @@ class KsefnetCredentialsWizard(models.TransientModel):
                 )
             ) from None
 
+    def _uploaded(self):
+        """(certificate file bytes, separate key bytes or None, password or None) of the upload."""
+        if not self.certificate_file:
+            raise UserError(_("Choose the certificate file."))
+        data = base64.b64decode(self.certificate_file)
+        key = base64.b64decode(self.key_file) if self.key_file else None
+        return data, key, self._secret("certificate_password") or None
+
+    @staticmethod
+    def _as_stored(data, key, credential, password):
+        """What the buffer stores: the file as uploaded, or the certificate and its separate key in one
+        password-protected PKCS#12."""
+        if key is None:
+            return data
+        from ksefnet_core.certificates import credential_to_pkcs12
+
+        return credential_to_pkcs12(credential, password)
+
     def _save_offline_certificate(self, buffer):
         """The Offline-type certificate that signs KOD II: kept beside the authentication credentials, which
         it never replaces. An Authentication certificate or an expired one is refused; the previous stays."""
         from ksefnet_core.offline import OfflineCertificateError, check_offline_credential
 
-        if not self.certificate_file:
-            raise UserError(_("Choose the certificate file."))
-        data = base64.b64decode(self.certificate_file)
-        key = base64.b64decode(self.key_file) if self.key_file else None
-        password = self._secret("certificate_password") or None
+        data, key, password = self._uploaded()
         try:
             credential = load_credential(data, password, key_data=key)
             check_offline_credential(credential)
@@ -128,11 +142,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
                     nip=buffer.nip,
                 )
             )
-        stored = data
-        if key is not None:
-            from ksefnet_core.certificates import credential_to_pkcs12
-
-            stored = credential_to_pkcs12(credential, password)
+        stored = self._as_stored(data, key, credential, password)
         buffer.write(
             {
                 "offline_certificate_file": buffer._seal(stored),
@@ -178,11 +188,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
                 ),
             )
         else:
-            if not self.certificate_file:
-                raise UserError(_("Choose the certificate file."))
-            data = base64.b64decode(self.certificate_file)
-            key = base64.b64decode(self.key_file) if self.key_file else None
-            password = self._secret("certificate_password") or None
+            data, key, password = self._uploaded()
             try:
                 credential = load_credential(data, password, key_data=key)
             except CredentialError as exc:
@@ -214,11 +220,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
                     )
                 )
             # Store the certificate with its key in one password-protected PKCS#12 when it came in parts.
-            stored = data if key is None else None
-            if stored is None:
-                from ksefnet_core.certificates import credential_to_pkcs12
-
-                stored = credential_to_pkcs12(credential, password)
+            stored = self._as_stored(data, key, credential, password)
             self._replace_credentials(
                 buffer,
                 dict(
