@@ -88,9 +88,11 @@ class KsefnetBuffer(models.Model):
         )
         return latarnia.availability(seen, answers)
 
-    def _watch_ksef(self):
+    def _watch_ksef(self, commit=True):
         """Read Latarnia for each buffer, combine it with the buffer's own answers, record the state and the
-        announcements, update the offline deadlines; wake the sender when KSeF is back."""
+        announcements, update the offline deadlines; wake the sender when KSeF is back. ``commit``: each
+        buffer's record in a short transaction of its own (the scheduled action); False in a request, which
+        Odoo commits (and retries after a concurrent update) itself."""
         for buffer in self:
             base = buffer._latarnia_base()
             status, messages, problem = False, [], False
@@ -106,9 +108,9 @@ class KsefnetBuffer(models.Model):
                     client.close()
             else:
                 problem = _("KSeF publishes no Latarnia address for this environment.")
-            buffer._record_availability(status, messages, problem)
+            buffer._record_availability(status, messages, problem, commit=commit)
 
-    def _record_availability(self, status, messages, problem=False):
+    def _record_availability(self, status, messages, problem=False, commit=True):
         self.ensure_one()
         before = self.ksef_availability
         answers = self._recent_answers()
@@ -122,11 +124,15 @@ class KsefnetBuffer(models.Model):
             "latarnia_problem": problem or False,
             "ksef_messages": _describe_messages(messages, status) or False,
         }
-        self._row_write("availability", lambda: self.sudo().write(values) and self.env.flush_all())
+        if commit:
+            self._row_write("availability", lambda: self.sudo().write(values) and self.env.flush_all())
+        else:
+            self.sudo().write(values)
         outages = [o for o in (m.outage() for m in messages) if o is not None]
         if outages:
             self.env["ksefnet.document"]._update_offline_deadlines(self, outages)
-            self._commit("offline_deadlines")
+            if commit:
+                self._commit("offline_deadlines")
         if state == "available" and before != "available":
             _logger.info("KSeF is available again for buffer %s: sending", self.nip)
             now = fields.Datetime.now()
@@ -138,7 +144,8 @@ class KsefnetBuffer(models.Model):
             )
             retrying._engine_write({"next_retry_at": now})
             self.sudo().write({"engine_next_run_at": now})
-            self._commit("ksef_back")
+            if commit:
+                self._commit("ksef_back")
             self.env["ksefnet.sender"]._trigger()
         return state
 
@@ -161,7 +168,7 @@ class KsefnetBuffer(models.Model):
 
     def action_check_ksef(self):
         self.check_access("write")
-        self._watch_ksef()
+        self._watch_ksef(commit=False)
         state = dict(self._fields["ksef_availability"]._description_selection(self.env))
         return self._notify(
             _("KSeF availability"),

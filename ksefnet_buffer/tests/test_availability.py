@@ -101,3 +101,19 @@ class TestAvailability(KsefSimulatorCase):
         self.buffer._watch_ksef()
         self.assertEqual(self.buffer.ksef_availability, "total_failure")
         self.assertFalse(doc.offline_deadline)
+
+    def test_check_now_from_the_buffer(self):
+        from odoo.exceptions import AccessError
+        from odoo.tests import new_test_user
+
+        self.latarnia(status="MAINTENANCE", apiUnavailable=False, message={"title": "Prace serwisowe"})
+        action = self.buffer.action_check_ksef()
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertEqual(self.buffer.ksef_availability, "maintenance")
+        self.assertIn("Prace serwisowe", self.buffer.ksef_messages)
+        self.assertNotIn("availability", self.commits)  # in a request: no commit of its own
+        user = new_test_user(
+            self.env, login="ksef_watch_user", groups="base.group_user,ksefnet_buffer.group_ksef_user"
+        )
+        with self.assertRaises(AccessError):
+            self.buffer.with_user(user).action_check_ksef()
