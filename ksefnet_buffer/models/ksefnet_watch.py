@@ -102,7 +102,9 @@ class KsefnetBuffer(models.Model):
                     status = client.status().status
                     messages = client.messages()
                 except latarnia.LatarniaError as exc:
-                    problem = str(exc)
+                    problem = _(
+                        "Latarnia, KSeF's status service, could not be read: %(reason)s", reason=str(exc)
+                    )
                     _logger.info("Latarnia for buffer %s: %s", buffer.nip, exc)
                 finally:
                     client.close()
