@@ -322,7 +322,9 @@ class KsefnetDocument(models.Model):
         for doc in self:
             doc.upo_available = bool(doc.upo_attachment_id)
 
-    @api.depends("xml_attachment_id", "ksef_number", "buffer_id.environment", "buffer_id.api_url")
+    @api.depends(
+        "xml_attachment_id", "ksef_number", "offline_mode", "buffer_id.environment", "buffer_id.api_url"
+    )
     @api.depends_context("lang", "uid")  # per user: the rendering is only computed for those who may read it
     def _compute_invoice_html(self):
         self.check_access("read")  # the rendering is the document's content: the same rights and rules
@@ -338,10 +340,29 @@ class KsefnetDocument(models.Model):
             try:
                 # Markup: every value from the XML is escaped by the renderer (ksefnet_core/tests/test_visualise.py)
                 doc.invoice_html = Markup(  # noqa: S704
-                    visualise.invoice_html(xml, ksef_number=doc.ksef_number or None, environment=environment)
+                    visualise.invoice_html(
+                        xml,
+                        ksef_number=doc.ksef_number or None,
+                        environment=environment,
+                        certificate_url=doc._kod2_url(xml, environment),
+                    )
                 )
             except visualise.VisualisationError as exc:
                 doc.invoice_html = _cannot_show(_("The invoice cannot be displayed: %(reason)s", reason=exc))
+
+    def _kod2_url(self, xml, environment):
+        """KOD II of an offline invoice, when the buffer can sign it (else None: the reason is on the document
+        as its offline problem once HiperMarket asked for the codes)."""
+        self.ensure_one()
+        if not self.offline_mode or self.offline_mode == "total_failure" or environment is None:
+            return None
+        from ksefnet_core.offline import kod2_url
+
+        try:
+            credential = self.buffer_id._offline_credential()
+        except UserError:
+            return None
+        return kod2_url(environment, self.buffer_id.nip, xml, credential)
 
     @api.depends("upo_attachment_id")
     @api.depends_context("lang", "uid")  # per user: the rendering is only computed for those who may read it

@@ -290,3 +290,17 @@ def test_an_expired_offline_certificate_is_refused():
     fresh = offline.generate_offline_credential(NIP)
     with pytest.raises(offline.OfflineCertificateError, match="valid only from"):
         offline.check_offline_credential(fresh, now=datetime.now(timezone.utc) - timedelta(days=3))
+
+
+def test_the_readable_invoice_shows_kod2_of_an_offline_invoice():
+    from ksefnet_core import visualise
+    from ksefnet_core.environments import TEST
+    from ksefnet_core.testing import sample_invoice
+
+    xml = sample_invoice(seller_nip=NIP, number="FV/OFF/1")
+    credential = offline.generate_offline_credential(NIP, key_type="EC")
+    url = offline.kod2_url(TEST, NIP, xml, credential)
+    html = visualise.invoice_html(xml, environment=TEST, certificate_url=url)
+    assert "KOD II" in html and "CERTYFIKAT" in html and url in html
+    assert "OFFLINE" in html  # KOD I without a KSeF number
+    assert "KOD II" not in visualise.invoice_html(xml, environment=TEST)

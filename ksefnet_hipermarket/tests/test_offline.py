@@ -2,6 +2,7 @@
 offlineMode true (checked in the simulator), deadlines first; the Offline certificate and its refusals."""
 
 import base64
+import re
 from datetime import datetime, timedelta, timezone
 
 from odoo.addons.ksefnet_buffer.tests.common import KsefSimulatorCase
@@ -75,6 +76,9 @@ class TestOfflineInvoices(KsefSimulatorCase):
         self.assertEqual(doc.offline_reason, "Brak łącza w sklepie")
         self.assertEqual(doc.offline_issued_at, issued.replace(tzinfo=None, microsecond=0))
         self.assertFalse(doc.offline_problem)
+        self.assertIn("KOD II", doc.invoice_html)  # the readable invoice carries both codes
+        (shown,) = set(re.findall(r'href="(https://[^"]+/certificate/[^"]+)"', doc.invoice_html))
+        self.assertTrue(qr.verify_certificate_url(shown, credential.certificate))  # ECDSA: a new signature
         # the engine owns these fields: a person cannot change them
         with self.assertRaises(AccessError):
             doc.with_user(self.hm).write({"offline_deadline": False})
