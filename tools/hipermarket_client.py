@@ -147,12 +147,14 @@ class HiperMarketClient:
         return base64.b64decode(answer["upo_xml_base64"])  # type: ignore[index]
 
     def qr(self, buffer_nip: str, document_id: str) -> dict:
-        """{"url", "label", "png", "kod2"} of the invoice's KOD I (png as bytes); "kod2" is KOD II of an
-        offline invoice ({"url", "label", "png"}) or False."""
+        """{"url", "label", "png", "svg", "kod2"} of the invoice's KOD I (images as bytes); "kod2" is KOD II of
+        an offline invoice ({"url", "label", "png", "svg"}) or False."""
         answer = dict(self._call("qr", buffer_nip, document_id))  # type: ignore[arg-type]
-        answer["png"] = base64.b64decode(answer.pop("png_base64"))
-        if answer.get("kod2"):
-            answer["kod2"]["png"] = base64.b64decode(answer["kod2"].pop("png_base64"))
+        for code in (answer, answer.get("kod2")):
+            if code:
+                code["png"] = base64.b64decode(code.pop("png_base64"))
+                if "svg_base64" in code:
+                    code["svg"] = base64.b64decode(code.pop("svg_base64"))
         return answer
 
     def wait_for_numbers(

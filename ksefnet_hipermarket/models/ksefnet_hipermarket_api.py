@@ -204,8 +204,9 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 result["offline"] = self._offline_codes(doc, signers)
 
     @api.model
-    def _offline_codes(self, doc, signers=None):
-        """{mode, issued_at, deadline, kod1, kod2, kod2_error} of an offline document."""
+    def _offline_codes(self, doc, signers=None, svg=False):
+        """{mode, issued_at, deadline, kod1, kod2, kod2_error} of an offline document (``svg``: the codes also
+        as SVG)."""
         signers = {} if signers is None else signers
         doc = doc.sudo()
         buffer = doc.buffer_id
@@ -216,7 +217,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
             "mode": doc.offline_mode,
             "issued_at": fields.Datetime.to_string(doc.offline_issued_at) or False,
             "deadline": fields.Datetime.to_string(doc.offline_deadline) or False,
-            "kod1": _code(url, ksef_qr.label_for_invoice(doc.ksef_number)),
+            "kod1": _code(url, ksef_qr.label_for_invoice(doc.ksef_number), svg),
             "kod2": False,
             "kod2_error": False,
         }
@@ -234,7 +235,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 doc._engine_write({"offline_problem": result["kod2_error"]})
             return result
         kod2 = ksef_offline.kod2_url(environment, buffer.nip, xml, signer)
-        result["kod2"] = _code(kod2, ksef_qr.CERTIFICATE_LABEL)
+        result["kod2"] = _code(kod2, ksef_qr.CERTIFICATE_LABEL, svg)
         if doc.offline_problem:
             doc._engine_write({"offline_problem": False})
         return result
@@ -470,12 +471,13 @@ class KsefnetHipermarketApi(models.AbstractModel):
         url = ksef_qr.invoice_verification_url(environment, doc.seller_nip, doc.issue_date, doc._xml())
         label = ksef_qr.label_for_invoice(doc.ksef_number)
         png = ksef_qr.qr_png(url, label)
-        offline = self._offline_codes(doc) if doc.offline_mode else {}
+        offline = self._offline_codes(doc, svg=True) if doc.offline_mode else {}
         return {
             "document_id": document_id,
             "url": url,
             "label": label,
             "png_base64": base64.b64encode(png).decode("ascii"),
+            "svg_base64": base64.b64encode(ksef_qr.qr_svg(url, label)).decode("ascii"),
             "kod2": offline.get("kod2", False),
             "kod2_error": offline.get("kod2_error", False),
         }
@@ -503,13 +505,16 @@ class KsefnetHipermarketApi(models.AbstractModel):
         return doc
 
 
-def _code(url, label):
-    """A QR code as HiperMarket prints it: the link, its label and the labelled PNG (base64)."""
-    return {
+def _code(url, label, svg=False):
+    """A QR code as HiperMarket prints it: the link, its label and the labelled PNG (and SVG), base64."""
+    code = {
         "url": url,
         "label": label,
         "png_base64": base64.b64encode(ksef_qr.qr_png(url, label)).decode("ascii"),
     }
+    if svg:
+        code["svg_base64"] = base64.b64encode(ksef_qr.qr_svg(url, label)).decode("ascii")
+    return code
 
 
 class _Refused(UserError):

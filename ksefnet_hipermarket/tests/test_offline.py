@@ -91,6 +91,9 @@ class TestOfflineInvoices(KsefSimulatorCase):
         again = self.api().qr(self.nip, "OFF-1")
         self.assertEqual(again["label"], sent["ksef_number"])
         self.assertEqual(again["kod2"]["label"], "CERTYFIKAT")
+        for code in (again, again["kod2"]):  # PNG and SVG, both labelled
+            self.assertTrue(base64.b64decode(code["png_base64"]).startswith(b"\x89PNG"))
+            self.assertIn(b"<svg", base64.b64decode(code["svg_base64"]))
         self.assertTrue(qr.verify_certificate_url(again["kod2"]["url"], credential.certificate))
 
     def test_online_invoices_stay_online_and_offline_ones_go_first(self):
