@@ -99,11 +99,14 @@ def authenticate_with_certificate(
     verify_certificate_chain: bool | None = None,
     wait_timeout: float = 120.0,
     poll_interval: float = 0.5,
+    signature_options: dict | None = None,
 ) -> AuthResult:
     """Authenticate with a certificate: sign an ``AuthTokenRequest`` (XAdES) and send it.
 
-    Works for a company seal, a personal certificate, and a personal PESEL certificate used in the company's
-    NIP context (KSeF checks that the person holds permissions in that context).
+    Works for a company seal, a personal certificate, a personal PESEL certificate used in the company's
+    NIP context (KSeF checks that the person holds permissions in that context), and a KSeF certificate of
+    type Authentication. ``signature_options`` go to :func:`~ksefnet_core.xades.sign_xades` (e.g.
+    ``canonicalization``, ``signature_method``, ``reference_key_info``).
     """
     from .xades import build_auth_token_request, sign_xades
 
@@ -113,7 +116,7 @@ def authenticate_with_certificate(
     request_xml = build_auth_token_request(
         challenge["challenge"], context.type, context.value, subject_identifier_type, allowed_ips=allowed_ips
     )
-    signed = sign_xades(request_xml, credential)
+    signed = sign_xades(request_xml, credential, **(signature_options or {}))
     init = client.auth_xades_signature(signed, verify_certificate_chain=verify_certificate_chain)
     return _finish(client, init, wait_timeout, poll_interval)
 

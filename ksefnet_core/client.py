@@ -7,16 +7,25 @@ refresh (a 401 means KSeF did not process it).
 
 Workflows (authentication, sending, downloading) are built on top in :mod:`ksefnet_core.auth`,
 :mod:`ksefnet_core.sessions` and :mod:`ksefnet_core.download`.
+
+KSeF may add an ``X-System-Warning`` header to any answer (``[code]: message | [code]: message``): a
+technical warning that does not change the result (e.g. an invoice that will fail the stricter validation
+later). The client logs every one and keeps the latest in :attr:`KsefClient.system_warnings`; a caller (the
+Odoo buffer) can also pass ``on_system_warning`` to be told at once. On TEST, ``test_system_warning`` sends
+``X-Test-System-Warning`` with every request, which makes KSeF answer with that text as a warning.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -40,9 +49,37 @@ from .errors import (
     KsefTransportError,
     KsefUnauthorized,
 )
-from .throttle import Throttle
+from .throttle import OTHER_GROUP, Throttle
 
 _logger = logging.getLogger(__name__)
+
+COLLECTIVE_GROUP = "collectiveIdentifier"
+#: ``POST /permissions/{kind}/grants``
+PERMISSION_GRANT_KINDS = (
+    "persons",
+    "entities",
+    "authorizations",
+    "indirect",
+    "subunits",
+    "eu-entities",
+    "eu-entities/administration",
+)
+#: query name -> (path under /permissions/query, key of the list in the answer)
+PERMISSION_QUERIES = {
+    "personal": ("personal/grants", "permissions"),
+    "persons": ("persons/grants", "permissions"),
+    "subunits": ("subunits/grants", "permissions"),
+    "entities": ("entities/grants", "permissions"),
+    "subordinate-entities": ("subordinate-entities/roles", "roles"),
+    "authorizations": ("authorizations/grants", "authorizationGrants"),
+    "eu-entities": ("eu-entities/grants", "permissions"),
+}
+SYSTEM_WARNING_HEADER = "X-System-Warning"
+TEST_SYSTEM_WARNING_HEADER = "X-Test-System-Warning"
+#: one warning of the header (the spec's regex: ``\[(?<code>[^\]]+)\]: (?<message>[^|]+)``)
+_WARNING = re.compile(r"\[(?P<code>[^\]]+)\]: (?P<message>[^|]+)")
+#: how many system warnings a client keeps
+KEPT_WARNINGS = 100
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 #: refresh the access token when it expires within this margin
@@ -67,6 +104,41 @@ class Token:
         return f"Token(<hidden>, valid_until={self.valid_until.isoformat()})"
 
 
+@dataclass(frozen=True)
+class SystemWarning:
+    """One warning of KSeF's ``X-System-Warning`` header, with the request it came with."""
+
+    code: str
+    message: str
+    method: str
+    path: str
+    received: datetime
+
+    def __str__(self) -> str:
+        return f"[{self.code}]: {self.message}"
+
+
+def parse_system_warnings(value: str | None) -> list[tuple[str, str]]:
+    """(code, message) pairs of an ``X-System-Warning`` value; text outside the format is one warning with
+    code ``?`` (KSeF's format may change; nothing it says is dropped)."""
+    if not value or not value.strip():
+        return []
+    found = [(m["code"].strip(), m["message"].strip()) for m in _WARNING.finditer(value)]
+    return found or [("?", value.strip())]
+
+
+def endpoint_template(path: str) -> str:
+    """``/tokens/20251010-EC-...`` -> ``/tokens/{}``: the endpoint of a path, for per-endpoint counters.
+
+    KSeF's literal path segments are lower-case words (``grants``, ``current``, ``eu-entities``); identifiers
+    (reference numbers, serial numbers, KSeF numbers, permission ids) are not.
+    """
+    return "/".join(
+        seg if re.fullmatch(r"[a-z][a-z-]*", seg) or not seg else "{}"
+        for seg in path.split("?", 1)[0].split("/")
+    )
+
+
 class KsefClient:
     """HTTP client for one KSeF environment (or the local simulator, through a custom base URL).
 
@@ -83,6 +155,8 @@ class KsefClient:
         problem_details: bool = False,
         throttle: Throttle | None = None,
         throttle_max_wait: float | None = None,
+        on_system_warning: Callable[[SystemWarning], None] | None = None,
+        test_system_warning: str | None = None,
     ) -> None:
         self.environment = get_environment(environment) if isinstance(environment, str) else environment
         self.timeout = timeout
@@ -90,6 +164,10 @@ class KsefClient:
         self.http.headers.update({"User-Agent": f"KSeFNet/{__version__}", "Accept": "application/json"})
         if problem_details:
             self.http.headers["X-Error-Format"] = "problem-details"
+        if test_system_warning:  # TEST only: KSeF echoes it as X-System-Warning
+            if not test_system_warning.isascii() or "\n" in test_system_warning:
+                raise ValueError("test_system_warning must be one line of ASCII text (it is an HTTP header)")
+            self.http.headers[TEST_SYSTEM_WARNING_HEADER] = test_system_warning
         self.access_token: Token | None = None
         self.refresh_token: Token | None = None
         self.auth_reference: str | None = None
@@ -98,6 +176,9 @@ class KsefClient:
         #: optional client-side pacing (see :mod:`ksefnet_core.throttle`); None sends at once
         self.throttle = throttle
         self.throttle_max_wait = throttle_max_wait
+        #: the latest system warnings KSeF sent (oldest first)
+        self.system_warnings: deque[SystemWarning] = deque(maxlen=KEPT_WARNINGS)
+        self.on_system_warning = on_system_warning
 
     def __repr__(self) -> str:
         return f"KsefClient({self.environment.name}, {self.environment.api_base})"
@@ -139,7 +220,9 @@ class KsefClient:
         hdrs = dict(headers or {})
         uses_access = auth == "access"
         if group is None and uses_access and absolute_url is None:
-            group = "other"  # every protected endpoint without a group of its own counts as "other"
+            group = OTHER_GROUP  # every protected endpoint without a group of its own counts as "other"
+        # the endpoints of the default group each have their own counter (limity-api.md)
+        counter = f"{OTHER_GROUP} {method} {endpoint_template(path)}" if group == OTHER_GROUP else None
         if uses_access:
             self._ensure_fresh_access_token()
         for attempt in (1, 2):
@@ -152,10 +235,11 @@ class KsefClient:
             else:
                 payload = data
             if self.throttle is not None and group:
-                self.throttle.acquire(group, self.throttle_max_wait)
+                self.throttle.acquire(group, self.throttle_max_wait, counter)
             resp = self._send(
                 method, absolute_url or self.url(path), payload, params, hdrs, stream, timeout, path
             )
+            self._note_warnings(resp, method, path)
             if resp.status_code == 401 and uses_access and attempt == 1 and self.refresh_token is not None:
                 resp.close()
                 self.refresh_access_token()
@@ -167,6 +251,29 @@ class KsefClient:
                 self.throttle.penalise(group, err.retry_after or 1.0)
             raise err
         return resp
+
+    def _note_warnings(self, resp: requests.Response, method: str, path: str) -> None:
+        """Log and keep the ``X-System-Warning`` of an answer, and tell ``on_system_warning``."""
+        value = resp.headers.get(SYSTEM_WARNING_HEADER)
+        if not value:
+            return
+        now = datetime.now(timezone.utc)
+        for code, message in parse_system_warnings(value):
+            warning = SystemWarning(code, message, method, path, now)
+            _logger.warning("KSeF system warning on %s %s: %s", method, path, warning)
+            self.system_warnings.append(warning)
+            if self.on_system_warning is not None:
+                try:
+                    self.on_system_warning(warning)
+                except Exception:  # a listener's bug must not turn KSeF's answer into an error
+                    _logger.exception("system warning listener failed")
+
+    def _close_group(self, close_group: str, open_group: str) -> str:
+        """KSeF 2.8+ counts closing sessions in a group of its own; a throttle built for older limits that do
+        not list it paces closing with opening, as KSeF did then."""
+        if self.throttle is None or close_group in self.throttle.limits:
+            return close_group
+        return open_group
 
     def _bearer(self, auth: str | None) -> str | None:
         if auth is None:
@@ -316,7 +423,7 @@ class KsefClient:
 
     # -- security ---------------------------------------------------------------------------------------
     def get_public_key_certificates(self) -> list[PublicKeyCertificate]:
-        resp = self.request("GET", "/security/public-key-certificates", auth=None, group="auth")
+        resp = self.request("GET", "/security/public-key-certificates", auth=None, group="anonymous")
         return [PublicKeyCertificate.from_json(item) for item in self._json(resp)]
 
     def public_keys(self, refresh: bool = False) -> list[PublicKeyCertificate]:
@@ -327,11 +434,13 @@ class KsefClient:
 
     # -- authentication ---------------------------------------------------------------------------------
     def auth_challenge(self) -> dict:
-        return self._json(self.request("POST", "/auth/challenge", auth=None, group="auth"))
+        return self._json(self.request("POST", "/auth/challenge", auth=None, group="anonymous"))
 
     def auth_ksef_token(self, body: dict) -> dict:
         return self._json(
-            self.request("POST", "/auth/ksef-token", auth=None, json_body=body, expect=(202,), group="auth")
+            self.request(
+                "POST", "/auth/ksef-token", auth=None, json_body=body, expect=(202,), group="anonymous"
+            )
         )
 
     def auth_xades_signature(self, signed_xml: bytes, verify_certificate_chain: bool | None = None) -> dict:
@@ -348,7 +457,7 @@ class KsefClient:
             params=params,
             headers={"Content-Type": "application/xml"},
             expect=(202,),
-            group="auth",
+            group="anonymous",
         )
         return self._json(resp)
 
@@ -408,7 +517,10 @@ class KsefClient:
 
     def close_online_session(self, session_reference: str) -> None:
         self.request(
-            "POST", f"/sessions/online/{session_reference}/close", expect=(204,), group="onlineSession"
+            "POST",
+            f"/sessions/online/{session_reference}/close",
+            expect=(204,),
+            group=self._close_group("onlineSessionClose", "onlineSession"),
         )
 
     # -- batch session ----------------------------------------------------------------------------------
@@ -432,7 +544,10 @@ class KsefClient:
 
     def close_batch_session(self, session_reference: str) -> None:
         self.request(
-            "POST", f"/sessions/batch/{session_reference}/close", expect=(204,), group="batchSession"
+            "POST",
+            f"/sessions/batch/{session_reference}/close",
+            expect=(204,),
+            group=self._close_group("batchSessionClose", "batchSession"),
         )
 
     # -- session status ---------------------------------------------------------------------------------
@@ -516,6 +631,160 @@ class KsefClient:
             self.request("GET", f"/invoices/exports/{reference_number}", group="invoiceExportStatus")
         )
 
+    # -- KSeF certificates (certyfikaty-KSeF.md) ---------------------------------------------------------
+    def certificate_limits(self) -> dict:
+        """``GET /certificates/limits``: ``{canRequest, enrollment{limit, remaining}, certificate{...}}``."""
+        return self._json(self.request("GET", "/certificates/limits"))
+
+    def certificate_enrollment_data(self) -> dict:
+        """``GET /certificates/enrollments/data``: the subject DN a CSR must carry (XAdES authentication only)."""
+        return self._json(self.request("GET", "/certificates/enrollments/data"))
+
+    def enroll_certificate(
+        self, name: str, certificate_type: str, csr_der: bytes, valid_from: datetime | None = None
+    ) -> dict:
+        """``POST /certificates/enrollments`` (202): ``{referenceNumber, timestamp}``."""
+        if certificate_type not in ("Authentication", "Offline"):
+            raise ValueError("certificate type must be Authentication or Offline")
+        body: dict[str, Any] = {
+            "certificateName": name,
+            "certificateType": certificate_type,
+            "csr": base64.b64encode(csr_der).decode("ascii"),
+        }
+        if valid_from is not None:
+            body["validFrom"] = valid_from.isoformat()
+        return self._json(self.request("POST", "/certificates/enrollments", json_body=body, expect=(202,)))
+
+    def certificate_enrollment_status(self, reference_number: str) -> dict:
+        """``GET /certificates/enrollments/{ref}``: status 100/200/400...; ``certificateSerialNumber`` at 200."""
+        return self._json(self.request("GET", f"/certificates/enrollments/{reference_number}"))
+
+    def retrieve_certificates(self, serial_numbers: list[str]) -> list[dict]:
+        """``POST /certificates/retrieve``: ``{certificate (DER, Base64), certificateName, ...}`` per serial."""
+        body = {"certificateSerialNumbers": list(serial_numbers)}
+        return list(
+            self._json(self.request("POST", "/certificates/retrieve", json_body=body))["certificates"]
+        )
+
+    def query_certificates(self, filters: dict | None = None, *, page_size: int = 50) -> Iterator[dict]:
+        """``POST /certificates/query`` (all pages, ``pageOffset``/``hasMore``), newest request first."""
+        yield from self._offset_pages("POST", "/certificates/query", "certificates", page_size, filters or {})
+
+    def revoke_certificate(self, serial_number: str, reason: str | None = None) -> None:
+        """``POST /certificates/{serial}/revoke`` (reason: Unspecified, Superseded, KeyCompromise)."""
+        body = {"revocationReason": reason} if reason else {}
+        self.request("POST", f"/certificates/{serial_number}/revoke", json_body=body, expect=(204,))
+
+    def set_test_certificate_valid_to(self, serial_number: str, valid_to: datetime) -> None:
+        """TEST only (API 2.7.0): ``PUT /testdata/certificates/{serial}`` shortens a certificate's validity."""
+        self.request(
+            "PUT", f"/testdata/certificates/{serial_number}", json_body={"validTo": valid_to.isoformat()}
+        )
+
+    def subject_limits(self) -> dict:
+        """``GET /limits/subject``: ``{enrollment{maxEnrollments}, certificate{maxCertificates}}``."""
+        return self._json(self.request("GET", "/limits/subject"))
+
+    # -- permissions (uprawnienia.md) ------------------------------------------------------------------
+    def grant_permissions(self, kind: str, body: dict) -> str:
+        """``POST /permissions/{kind}/grants`` (``kind``: one of :data:`PERMISSION_GRANT_KINDS`); the reference
+        number of the asynchronous operation (see :meth:`permission_operation_status`)."""
+        if kind not in PERMISSION_GRANT_KINDS:
+            raise ValueError(f"permission grant kind must be one of {', '.join(PERMISSION_GRANT_KINDS)}")
+        resp = self.request("POST", f"/permissions/{kind}/grants", json_body=body, expect=(202,))
+        return str(self._json(resp)["referenceNumber"])
+
+    def revoke_permission(self, permission_id: str, *, authorization: bool = False) -> str:
+        """``DELETE /permissions/common/grants/{id}`` (or ``/authorizations/grants/{id}`` for entity
+        authorisations such as SelfInvoicing); the reference number of the operation."""
+        path = "authorizations" if authorization else "common"
+        resp = self.request("DELETE", f"/permissions/{path}/grants/{permission_id}", expect=(202,))
+        return str(self._json(resp)["referenceNumber"])
+
+    def permission_operation_status(self, reference_number: str) -> dict:
+        """``GET /permissions/operations/{ref}``: ``{status: {code, description, details?}}`` (200 done)."""
+        return self._json(self.request("GET", f"/permissions/operations/{reference_number}"))
+
+    def query_permissions(
+        self, kind: str, body: dict | None = None, *, page_size: int = 100
+    ) -> Iterator[dict]:
+        """``POST /permissions/query/{...}`` (all pages): ``kind`` one of :data:`PERMISSION_QUERIES`."""
+        if kind not in PERMISSION_QUERIES:
+            raise ValueError(f"permission query must be one of {', '.join(PERMISSION_QUERIES)}")
+        path, key = PERMISSION_QUERIES[kind]
+        yield from self._offset_pages("POST", f"/permissions/query/{path}", key, page_size, body or {})
+
+    def entity_roles(self, *, page_size: int = 100) -> Iterator[dict]:
+        """``GET /permissions/query/entities/roles``: the roles of the context's entity (all pages)."""
+        yield from self._offset_pages("GET", "/permissions/query/entities/roles", "roles", page_size)
+
+    def attachment_permission_status(self) -> dict:
+        """``GET /permissions/attachments/status``: ``{isAttachmentAllowed, revokedDate?}``."""
+        return self._json(self.request("GET", "/permissions/attachments/status"))
+
+    def peppol_providers(self, *, page_size: int = 100) -> Iterator[dict]:
+        """``GET /peppol/query`` (public): the Peppol service providers registered in KSeF."""
+        yield from self._offset_pages("GET", "/peppol/query", "peppolProviders", page_size, auth=None)
+
+    # -- collective identifiers (API 2.7) ---------------------------------------------------------------
+    def create_collective_identifier(self, invoices: list[dict]) -> str:
+        """``POST /collective-identifiers``: 2 to 500 invoices of one seller (``{"ksefNumber", "payment"?:
+        {"amount", "currency"}, "description"?}`` each) under one new identifier; returns its number."""
+        if not 2 <= len(invoices) <= 500:
+            raise ValueError("a collective identifier groups 2 to 500 invoices")
+        resp = self.request(
+            "POST",
+            "/collective-identifiers",
+            json_body={"invoices": invoices},
+            expect=(201,),
+            group=COLLECTIVE_GROUP,
+        )
+        return str(self._json(resp)["collectiveIdentifierNumber"])
+
+    def query_collective_identifiers(
+        self, date_created_from: datetime, date_created_to: datetime, page_size: int = 200, **filters: Any
+    ) -> Iterator[dict]:
+        """``POST /collective-identifiers/query`` (all pages): identifiers created in the range (at most 100
+        days); ``filters``: ``collectiveIdentifierNumber``, ``invoiceCountFrom``/``To``,
+        ``createdInCurrentContext``."""
+        body = {
+            "dateCreatedFrom": date_created_from.isoformat(),
+            "dateCreatedTo": date_created_to.isoformat(),
+        }
+        body.update(filters)
+        yield from self._continuation(
+            "POST",
+            "/collective-identifiers/query",
+            "collectiveIdentifiers",
+            params={"pageSize": page_size},
+            json_body=body,
+            group=COLLECTIVE_GROUP,
+        )
+
+    def collective_identifier_invoices(self, numbers: list[str], page_size: int = 500) -> Iterator[dict]:
+        """``POST /collective-identifiers/invoices`` (API 2.7.1; all pages): the invoices of 1 to 10
+        identifiers, each with its ``collectiveIdentifierNumber``."""
+        if not 1 <= len(numbers) <= 10:
+            raise ValueError("1 to 10 collective identifiers per query")
+        yield from self._continuation(
+            "POST",
+            "/collective-identifiers/invoices",
+            "invoices",
+            params={"pageSize": page_size},
+            json_body={"collectiveIdentifierNumbers": list(numbers)},
+            group=COLLECTIVE_GROUP,
+        )
+
+    def collective_identifiers_of_invoice(self, ksef_number: str, page_size: int = 200) -> Iterator[dict]:
+        """``GET /collective-identifiers/ksef/{ksefNumber}`` (all pages)."""
+        yield from self._continuation(
+            "GET",
+            f"/collective-identifiers/ksef/{ksef_number}",
+            "collectiveIdentifiers",
+            params={"pageSize": page_size},
+            group=COLLECTIVE_GROUP,
+        )
+
     # -- limits -----------------------------------------------------------------------------------------
     def context_limits(self) -> dict:
         return self._json(self.request("GET", "/limits/context"))
@@ -527,14 +796,129 @@ class KsefClient:
         """TEST only: ``POST /testdata/rate-limits``."""
         self.request("POST", "/testdata/rate-limits", json_body={"rateLimits": rate_limits})
 
+    # -- TEST data (srodowiska.md, dane-testowe-scenariusze.md; TEST environment only) --------------------
+    def reset_test_rate_limits(self) -> None:
+        """``DELETE /testdata/rate-limits``: back to the environment's default limits."""
+        self.request("DELETE", "/testdata/rate-limits")
+
+    def set_test_production_rate_limits(self) -> None:
+        """``POST /testdata/rate-limits/production``: the limits of production."""
+        self.request("POST", "/testdata/rate-limits/production")
+
+    def set_test_session_limits(self, limits: dict) -> None:
+        """``POST /testdata/limits/context/session``: ``{onlineSession, batchSession, collectiveIdentifier}``."""
+        self.request("POST", "/testdata/limits/context/session", json_body=limits)
+
+    def reset_test_session_limits(self) -> None:
+        self.request("DELETE", "/testdata/limits/context/session")
+
+    def set_test_subject_limits(self, limits: dict) -> None:
+        """``POST /testdata/limits/subject/certificate``: ``{subjectIdentifierType, enrollment, certificate}``."""
+        self.request("POST", "/testdata/limits/subject/certificate", json_body=limits)
+
+    def reset_test_subject_limits(self) -> None:
+        self.request("DELETE", "/testdata/limits/subject/certificate")
+
+    def create_test_subject(
+        self, nip: str, subject_type: str, description: str, subunits: list[dict] | None = None
+    ) -> None:
+        """``POST /testdata/subject`` (no authentication): an enforcement authority, VAT group or JST, with
+        subunits ``[{subjectNip, description}]``; 30001 when it exists."""
+        body: dict[str, Any] = {"subjectNip": nip, "subjectType": subject_type, "description": description}
+        if subunits:
+            body["subunits"] = subunits
+        self.request("POST", "/testdata/subject", auth=None, json_body=body, group="anonymous")
+
+    def remove_test_subject(self, nip: str) -> None:
+        self.request(
+            "POST", "/testdata/subject/remove", auth=None, json_body={"subjectNip": nip}, group="anonymous"
+        )
+
+    def create_test_person(
+        self, nip: str, pesel: str, description: str, *, is_bailiff: bool = False, is_deceased: bool = False
+    ) -> None:
+        """``POST /testdata/person`` (no authentication): a person with PESEL who owns the NIP."""
+        body = {"nip": nip, "pesel": pesel, "isBailiff": is_bailiff, "description": description}
+        if is_deceased:
+            body["isDeceased"] = True
+        self.request("POST", "/testdata/person", auth=None, json_body=body, group="anonymous")
+
+    def remove_test_person(self, nip: str) -> None:
+        self.request("POST", "/testdata/person/remove", auth=None, json_body={"nip": nip}, group="anonymous")
+
+    def grant_test_permissions(self, context_nip: str, authorized: dict, permissions: dict[str, str]) -> None:
+        """``POST /testdata/permissions`` (no authentication): ``permissions`` maps each permission type to its
+        description; ``authorized``: ``{type: Nip | Pesel | Fingerprint, value}``."""
+        body = {
+            "contextIdentifier": {"type": "Nip", "value": context_nip},
+            "authorizedIdentifier": authorized,
+            "permissions": [{"permissionType": p, "description": d} for p, d in permissions.items()],
+        }
+        self.request("POST", "/testdata/permissions", auth=None, json_body=body, group="anonymous")
+
+    def revoke_test_permissions(self, context_nip: str, authorized: dict) -> None:
+        body = {
+            "contextIdentifier": {"type": "Nip", "value": context_nip},
+            "authorizedIdentifier": authorized,
+        }
+        self.request("POST", "/testdata/permissions/revoke", auth=None, json_body=body, group="anonymous")
+
+    def allow_test_attachments(self, nip: str) -> None:
+        """``POST /testdata/attachment``: invoices with attachments allowed for the NIP."""
+        self.request("POST", "/testdata/attachment", auth=None, json_body={"nip": nip}, group="anonymous")
+
+    def revoke_test_attachments(self, nip: str, expected_end_date: date | None = None) -> None:
+        body: dict[str, Any] = {"nip": nip}
+        if expected_end_date is not None:
+            body["expectedEndDate"] = expected_end_date.isoformat()
+        self.request("POST", "/testdata/attachment/revoke", auth=None, json_body=body, group="anonymous")
+
+    def block_test_context(self, context: dict) -> None:
+        """``POST /testdata/context/block``: authentication in the context ends with 480 until unblocked."""
+        self.request("POST", "/testdata/context/block", auth=None, json_body={"contextIdentifier": context})
+
+    def unblock_test_context(self, context: dict) -> None:
+        self.request("POST", "/testdata/context/unblock", auth=None, json_body={"contextIdentifier": context})
+
     # -- helpers ----------------------------------------------------------------------------------------
+    def _offset_pages(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        page_size: int,
+        json_body: Any = None,
+        auth: str | None = "access",
+    ) -> Iterator[dict]:
+        """Every item of an endpoint paged by ``pageOffset``/``pageSize`` with ``hasMore``."""
+        offset = 0
+        group = "anonymous" if auth is None else None
+        while True:
+            params = {"pageSize": page_size, "pageOffset": offset}
+            page = self._json(
+                self.request(method, path, json_body=json_body, params=params, auth=auth, group=group)
+            )
+            yield from page.get(key) or []
+            if not page.get("hasMore"):
+                return
+            offset += 1
+
     def _continuation(
-        self, method: str, path: str, key: str, *, params: dict | None = None, group: str = "other"
+        self,
+        method: str,
+        path: str,
+        key: str,
+        *,
+        params: dict | None = None,
+        group: str = "other",
+        json_body: Any = None,
     ) -> Iterator[dict]:
         token: str | None = None
         while True:
             headers = {"x-continuation-token": token} if token else None
-            page = self._json(self.request(method, path, params=params, headers=headers, group=group))
+            page = self._json(
+                self.request(method, path, params=params, headers=headers, group=group, json_body=json_body)
+            )
             yield from page.get(key) or []
             token = page.get("continuationToken")
             if not token:

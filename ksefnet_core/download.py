@@ -12,18 +12,17 @@ commits, and only then persists ``batch.resume_point``. A crash between the two 
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from . import archives
 from .client import KsefClient
 from .crypto import USAGE_SYMMETRIC_KEY, SymmetricKey, choose_certificate, parse_datetime, sha256_b64
-from .errors import KsefOperationFailed, KsefProtocolError, KsefUnknownPublicKey
-from .polling import poll_until_final, status_text
+from .errors import KsefProtocolError, KsefUnknownPublicKey
+from .polling import wait_for_operation
 
 SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
 DATE_FIELD = {"PermanentStorage": "permanentStorageDate", "Invoicing": "invoicingDate", "Issue": "issueDate"}
@@ -143,14 +142,21 @@ def start_export(
     *,
     only_metadata: bool = False,
     key: SymmetricKey | None = None,
+    compression: str | None = None,
 ) -> tuple[str, SymmetricKey]:
-    """``POST /invoices/exports`` with a fresh key; returns (reference number, key to decrypt the parts)."""
+    """``POST /invoices/exports`` with a fresh key; returns (reference number, key to decrypt the parts).
+
+    ``compression``: ``"Zip"`` or ``"TarGz"`` (None: KSeF's default, Zip)."""
     key = key or SymmetricKey.generate()
+    if compression is not None:
+        archives.check_type(compression)
     for attempt in (1, 2):
         cert = choose_certificate(client.public_keys(refresh=attempt == 2), USAGE_SYMMETRIC_KEY)
         body: dict[str, Any] = {"encryption": key.encryption_info(cert), "filters": filters}
         if only_metadata:
             body["onlyMetadata"] = True
+        if compression is not None:
+            body["compressionType"] = compression
         try:
             return client.create_export(body)["referenceNumber"], key
         except KsefUnknownPublicKey:
@@ -163,16 +169,11 @@ def wait_for_export(
     client: KsefClient, reference_number: str, *, timeout: float = 600.0, poll_interval: float = 1.0
 ) -> dict:
     """Poll the export until status 200; raise on failure codes or when still running after ``timeout``."""
-    return poll_until_final(
+    return wait_for_operation(
         lambda: client.export_status(reference_number),
         what=f"export {reference_number}",
         reference_number=reference_number,
-        is_failure=lambda code: code >= 210,
-        failure=lambda code, st: KsefOperationFailed(
-            f"export {reference_number} ended with {code}: {status_text(st)}",
-            status_code=code,
-            reference_number=reference_number,
-        ),
+        fails_from=210,
         timeout=timeout,
         poll_interval=poll_interval,
         max_delay=10.0,
@@ -180,7 +181,7 @@ def wait_for_export(
 
 
 def fetch_export(client: KsefClient, reference_number: str, status: dict, key: SymmetricKey) -> ExportResult:
-    """Download every part (no bearer), check hashes, decrypt, join and unzip the package."""
+    """Download every part (no bearer), check hashes, decrypt, join and unpack the package (Zip or TarGz)."""
     package = status.get("package") or {}
     chunks: list[bytes] = []
     for part in sorted(package.get("parts") or [], key=lambda p: p["ordinalNumber"]):
@@ -194,18 +195,16 @@ def fetch_export(client: KsefClient, reference_number: str, status: dict, key: S
     files: dict[str, bytes] = {}
     metadata: list[dict] = []
     if chunks:
-        with zipfile.ZipFile(io.BytesIO(b"".join(chunks))) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                name = info.filename
-                if "/" in name or "\\" in name or name.startswith("."):
-                    raise KsefProtocolError(f"unexpected file name in export package: {name!r}")
-                data = zf.read(info)
+        # the package says how it is compressed (required since API 2.9); older answers: by its first bytes
+        compression = package.get("compressionType")
+        try:
+            for name, data in archives.read(b"".join(chunks), compression):
                 if name == METADATA_FILE:
                     metadata = list(json.loads(data).get("invoices") or [])
                 else:
                     files[name] = data
+        except archives.ArchiveError as exc:
+            raise KsefProtocolError(f"export package {reference_number}: {exc}") from None
     return ExportResult(
         reference_number=reference_number,
         invoice_count=int(package.get("invoiceCount") or 0),
@@ -225,9 +224,10 @@ def export_invoices(
     only_metadata: bool = False,
     timeout: float = 600.0,
     poll_interval: float = 1.0,
+    compression: str | None = None,
 ) -> ExportResult:
     """Create an export, wait for it, download and unpack it."""
-    ref, key = start_export(client, filters, only_metadata=only_metadata)
+    ref, key = start_export(client, filters, only_metadata=only_metadata, compression=compression)
     status = wait_for_export(client, ref, timeout=timeout, poll_interval=poll_interval)
     return fetch_export(client, ref, status, key)
 

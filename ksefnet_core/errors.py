@@ -122,6 +122,13 @@ class KsefNotYetAvailable(KsefBadRequest):
     transient = True
 
 
+class KsefSessionUnavailable(KsefBadRequest):
+    """21184 (API 2.8): the online session is temporarily unavailable. Nothing was accepted by this request:
+    open a new session and send the invoices not yet accepted there."""
+
+    transient = True
+
+
 class KsefUnauthorized(KsefApiError):
     """HTTP 401: missing, invalid or expired token."""
 
@@ -193,4 +200,5 @@ class KsefOperationFailed(KsefError):
 BAD_REQUEST_CLASSES: dict[int, type[KsefBadRequest]] = {
     21470: KsefUnknownPublicKey,
     21165: KsefNotYetAvailable,
+    21184: KsefSessionUnavailable,
 }

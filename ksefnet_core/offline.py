@@ -33,6 +33,7 @@ from cryptography import x509
 
 from .certificates import CertificateKind, Credential, generate_test_credential
 from .environments import Environment
+from .ksef_certificates import AUTHENTICATION, OFFLINE
 from .qr import certificate_verification_url
 
 try:
@@ -269,8 +270,8 @@ def _aware(moment: datetime, what: str) -> datetime:
 
 
 # -- the Offline-type KSeF certificate (certyfikaty-KSeF.md): the one that signs KOD II ------------------------
-CERTIFICATE_OFFLINE = "Offline"
-CERTIFICATE_AUTHENTICATION = "Authentication"
+CERTIFICATE_OFFLINE = OFFLINE  # KSeF's names of the two certificate types (ksef_certificates.py)
+CERTIFICATE_AUTHENTICATION = AUTHENTICATION
 
 
 class OfflineCertificateError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .errors import KsefStillInProgress
+from .errors import KsefOperationFailed, KsefStillInProgress
 
 
 def status_text(status: dict) -> str:
@@ -47,3 +47,31 @@ def poll_until_final(
             )
         time.sleep(delay)
         delay = min(delay * 1.5, max_delay)
+
+
+def wait_for_operation(
+    fetch: Callable[[], dict],
+    *,
+    what: str,
+    reference_number: str,
+    fails_from: int = 300,
+    timeout: float,
+    poll_interval: float,
+    max_delay: float,
+) -> dict:
+    """:func:`poll_until_final` for an asynchronous operation (export, certificate enrollment, permission
+    grant): a code of ``fails_from`` or more raises :class:`~ksefnet_core.errors.KsefOperationFailed`."""
+    return poll_until_final(
+        fetch,
+        what=what,
+        reference_number=reference_number,
+        is_failure=lambda code: code >= fails_from,
+        failure=lambda code, st: KsefOperationFailed(
+            f"{what} ended with {code}: {status_text(st)}",
+            status_code=code,
+            reference_number=reference_number,
+        ),
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_delay=max_delay,
+    )

@@ -14,13 +14,14 @@ import os
 import shutil
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import archives
+from .archives import ZIP
 from .client import KsefClient
 from .crypto import (
     USAGE_SYMMETRIC_KEY,
@@ -338,11 +339,13 @@ class PreparedBatch:
     key: SymmetricKey
     files: dict[str, str]  # invoice file name in the archive -> SHA-256 (Base64) of the invoice
     _owns_workdir: bool = True
+    compression: str = ZIP
 
     def batch_file(self) -> dict:
         return {
             "fileSize": self.archive_size,
             "fileHash": self.archive_hash,
+            "compressionType": self.compression,
             "fileParts": [
                 {"ordinalNumber": p.ordinal_number, "fileSize": p.size, "fileHash": p.hash}
                 for p in self.parts
@@ -360,8 +363,10 @@ def prepare_batch(
     workdir: str | os.PathLike[str] | None = None,
     part_size: int = MAX_PART_SIZE,
     key: SymmetricKey | None = None,
+    compression: str = ZIP,
 ) -> PreparedBatch:
-    """Write the invoices (file name, XML bytes) into a ZIP, split it into parts and encrypt each part.
+    """Write the invoices (file name, XML bytes) into a Zip or TarGz archive (``compression``: ``"Zip"``, the
+    default, or ``"TarGz"``, which compresses large batches better), split it into parts and encrypt each part.
 
     Everything streams through files in ``workdir`` (a temporary folder by default), so memory does not grow
     with the size of the batch. File names must be unique; they come back as ``invoiceFileName`` in the
@@ -369,19 +374,20 @@ def prepare_batch(
     """
     if not 0 < part_size <= MAX_PART_SIZE:
         raise ValueError(f"part size must be between 1 and {MAX_PART_SIZE} bytes")
+    compression = archives.check_type(compression)
     owns = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="ksef-batch-")) if workdir is None else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
     key = key or SymmetricKey.generate()
-    archive = wd / "batch.zip"
+    archive = wd / ("batch" + archives.SUFFIX[compression])
     files: dict[str, str] = {}
     try:
-        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        with archive.open("wb") as out, archives.ArchiveWriter(out, compression) as writer:
             for name, xml in invoices:
                 if name in files:
                     raise ValueError(f"duplicate file name in batch: {name}")
                 files[name] = sha256_b64(xml)
-                zf.writestr(name, xml)
+                writer.add(name, xml)
         if not files:
             raise ValueError("a batch needs at least one invoice")
         archive_size = archive.stat().st_size
@@ -416,7 +422,7 @@ def prepare_batch(
                         out.write(block)
                 parts.append(BatchPart(ordinal, part_path, enc_size, b64(enc_hash.digest())))
         archive.unlink()
-        return PreparedBatch(wd, archive_size, b64(whole.digest()), parts, key, files, owns)
+        return PreparedBatch(wd, archive_size, b64(whole.digest()), parts, key, files, owns, compression)
     except BaseException:
         if owns:
             shutil.rmtree(wd, ignore_errors=True)
@@ -476,12 +482,13 @@ def send_batch(
     offline_mode: bool = False,
     part_size: int = MAX_PART_SIZE,
     workdir: str | os.PathLike[str] | None = None,
+    compression: str = ZIP,
 ) -> tuple[BatchSession, dict[str, str]]:
     """Prepare, open, upload and close a batch; return the session and the file name -> hash map.
 
     Poll ``session.wait_until_processed()`` and ``session.invoices()`` for the outcome.
     """
-    batch = prepare_batch(invoices, workdir=workdir, part_size=part_size)
+    batch = prepare_batch(invoices, workdir=workdir, part_size=part_size, compression=compression)
     try:
         session = BatchSession(client, form_code, offline_mode=offline_mode)
         session.open(batch)

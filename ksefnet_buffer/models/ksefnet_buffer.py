@@ -55,6 +55,8 @@ SECRET_FIELDS = (
 CERTIFICATE_WARNING_DAYS = 30
 #: the longest one request waits for KSeF's rate limits; a longer wait ends that step (other work goes on)
 THROTTLE_MAX_WAIT = 2.0
+#: how many of the latest KSeF system warnings the buffer shows
+WARNINGS_SHOWN = 5
 #: a buffer's lease for one operation (send, download): held by one worker, expires by itself if it dies
 LEASE_SECONDS = 15 * 60
 LEASE_OPERATIONS = ("send", "download")
@@ -186,6 +188,14 @@ class KsefnetBuffer(models.Model):
         copy=False,
         help="What the sending engine did last and what it waits for.",
     )
+    ksef_warning = fields.Text(
+        "KSeF warnings",
+        readonly=True,
+        copy=False,
+        help="The latest technical warnings KSeF sent with its answers (X-System-Warning). They change "
+        "nothing yet, but tell what KSeF is going to refuse or change.",
+    )
+    ksef_warning_at = fields.Datetime("Last KSeF warning", readonly=True, copy=False)
     engine_next_run_at = fields.Datetime("Next sending step", readonly=True, copy=False, index=True)
     engine_last_run_at = fields.Datetime("Last sending step", readonly=True, copy=False)
     send_lease_until = fields.Datetime(
@@ -512,6 +522,24 @@ class KsefnetBuffer(models.Model):
             old[1].close()
         return client
 
+    def _warning_values(self):
+        """Values for ``ksef_warning``/``ksef_warning_at`` from the warnings this buffer's KSeF client received
+        since they were last written (empty when there are none)."""
+        self.ensure_one()
+        with _CLIENTS_LOCK:
+            entry = _CLIENTS.get(self.id)
+            warnings = list(entry[1].system_warnings) if entry else []
+        if not warnings:
+            return {}
+        latest = warnings[-1].received.replace(tzinfo=None)
+        if self.ksef_warning_at and latest <= self.ksef_warning_at:
+            return {}
+        lines = [
+            f"{fields.Datetime.to_string(w.received.replace(tzinfo=None))} {w.method} {w.path}: {w}"
+            for w in warnings[-WARNINGS_SHOWN:]
+        ]
+        return {"ksef_warning": "\n".join(reversed(lines)), "ksef_warning_at": latest}
+
     def _authenticate(self, client):
         """Authenticate ``client`` with this buffer's token or certificate, in the buffer's NIP context."""
         me = self.sudo()
@@ -553,7 +581,13 @@ class KsefnetBuffer(models.Model):
         except (KsefError, UserError, ValueError) as exc:
             message = describe_ksef_error(self.env, exc)
             kind = "danger"
-        self.sudo().write({"last_connection_at": fields.Datetime.now(), "last_connection_result": message})
+        self.sudo().write(
+            {
+                "last_connection_at": fields.Datetime.now(),
+                "last_connection_result": message,
+                **self._warning_values(),
+            }
+        )
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -709,6 +743,7 @@ class KsefnetBuffer(models.Model):
             "engine_note": note,
             "engine_next_run_at": next_run_at,
             "engine_last_run_at": fields.Datetime.now(),
+            **self._warning_values(),
         }
         if getattr(rnd, "ksef_answered", None) is not None:  # what the round tells about KSeF's availability
             values.update(self._record_answers(rnd.ksef_answered))

@@ -625,6 +625,62 @@ class KsefnetDocument(models.Model):
             )
         )
 
+    # -- the one submission service (HiperMarket's API and any other channel are adapters of it) -----------
+    @api.model
+    def _known_refs(self, buffer, source, refs):
+        """{external reference: document} of these references in ``buffer`` for ``source`` (archived too),
+        in one query."""
+        docs = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search(
+                [("buffer_id", "=", buffer.id), ("source", "=", source), ("external_ref", "in", list(refs))]
+            )
+        )
+        return {d.external_ref: d for d in docs}
+
+    @api.model
+    def _submit(self, buffer, xml, *, external_ref, source, shop_code=None, existing=None, offline=None):
+        """Submit one sales invoice under an external reference, idempotently: (document, outcome).
+
+        ``outcome``: "created" (new), "same" (the same content again: the existing document), "replaced"
+        (different content while nothing was sent to KSeF), "corrected" (a rejected invoice resubmitted).
+        An invoice already sent raises :class:`AlreadySent`; invalid XML raises ValidationError; nothing is
+        stored then. ``existing``: the document of the reference when the caller already looked it up.
+        ``offline``: the values of :meth:`_offline_values` of a new invoice issued offline (a document that
+        exists keeps the mode it was first submitted with).
+        """
+        existing = (
+            existing
+            if existing is not None
+            else self._known_refs(buffer, source, [external_ref]).get(external_ref)
+        )
+        if not existing:
+            return self._create_submitted(
+                buffer, xml, external_ref=external_ref, source=source, shop_code=shop_code, offline=offline
+            ), "created"
+        existing = existing.sudo()
+        self.env.cr.execute("SELECT id FROM ksefnet_document WHERE id = %s FOR UPDATE", [existing.id])
+        existing.invalidate_recordset()
+        if existing._xml() == xml:
+            return existing, "same"
+        if existing.state == "failure":
+            existing.action_correct(xml)
+            outcome = "corrected"
+        elif existing._never_sent():
+            existing._replace_xml(xml)
+            outcome = "replaced"
+        else:
+            raise AlreadySent(existing)
+        if shop_code and existing.shop_code != shop_code:
+            existing.write({"shop_code": shop_code})
+        return existing, outcome
+
+    def _never_sent(self):
+        """KSeF has not received this document (waiting, or an error before any send): it may be replaced."""
+        self.ensure_one()
+        return self.state == "waiting" or (self.state == "error" and not self.ksef_session_ref)
+
     @api.model
     def _create_submitted(self, buffer, xml, *, external_ref=None, source=None, shop_code=None, offline=None):
         """Validate a sales invoice and queue it (``waiting``). Invalid input raises ValidationError and
@@ -683,7 +739,8 @@ class KsefnetDocument(models.Model):
         )
         for doc, attachment in zip(docs, attachments, strict=True):
             doc.xml_attachment_id = attachment
-        docs._on_arrival()
+        # parsed once: what validation read travels on to classification
+        docs._on_arrival({doc.id: entry[1] for doc, entry in zip(docs, entries, strict=True)})
         if not self.env.context.get("ksefnet_defer_trigger"):  # a caller submitting many triggers once
             self.env["ksefnet.sender"]._trigger()  # send now rather than at the next scheduled run
         return docs.with_env(self.env)
@@ -734,8 +791,9 @@ class KsefnetDocument(models.Model):
         doc.xml_attachment_id = self._attach(doc, downloaded.xml, f"{downloaded.ksef_number}.xml")
         return doc
 
-    def _on_arrival(self):
-        """Hook called once new documents are stored (submitted or downloaded); other addons classify here."""
+    def _on_arrival(self, invoices=None):
+        """Hook called once new documents are stored (submitted or downloaded); other addons classify here.
+        ``invoices``: {document id: the parsed invoice} when the caller has parsed them already."""
         return True
 
     def _store_upos(self, upos):
@@ -824,7 +882,7 @@ class KsefnetDocument(models.Model):
         """Replace the XML of a document that KSeF has not received (waiting, or error before any send)."""
         self.ensure_one()
         self.check_access("write")
-        if not (self.state == "waiting" or (self.state == "error" and not self.ksef_session_ref)):
+        if not self._never_sent():
             raise UserError(_("Only a document that was not sent to KSeF can be replaced."))
         self._swap_xml(xml, _("Replaced by a new version before sending."))
         return True
@@ -899,3 +957,17 @@ def _naive(value):
     from ksefnet_core.crypto import parse_datetime
 
     return parse_datetime(value).replace(tzinfo=None)
+
+
+class AlreadySent(UserError):
+    """The invoice was already sent to KSeF: it cannot be replaced (a correction is a new invoice)."""
+
+    def __init__(self, document):
+        self.document = document
+        super().__init__(
+            document.env._(
+                "The invoice was already sent to KSeF (status %(state)s); it cannot be replaced. Issue a correction "
+                "(KOR) as a new document.",
+                state=document._state_label(document.state),
+            )
+        )

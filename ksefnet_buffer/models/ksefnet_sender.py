@@ -10,7 +10,9 @@ needs another:
    An accepted invoice is ``sent`` at once with its KSeF number (logged, and published to the HiperMarket
    change feed); the listing also brings each invoice's pre-signed UPO link;
 2. **send**: due documents go into a batch session (up to 10 000 invoices for two requests) or an online
-   session (one request per invoice), chosen by the budgets left in each group;
+   session (one request per invoice), chosen by the budgets left in each group. When KSeF says an online
+   session takes no more invoices (21184 "session temporarily unavailable" of API 2.8, an expired or full
+   session), the invoices it did not accept go on at once in a new session;
 3. **poll** the sessions just closed, then **UPO**: pending UPOs are downloaded from their pre-signed links
    (not rate-limited, in parallel); only where no link can be had does the buffer use the per-invoice UPO
    endpoint, within what is left of its group.
@@ -60,6 +62,8 @@ UPO_CHUNK = 1000
 RELIST_FROM = 10
 #: requests of the sessionMisc group kept for status polls when fetching UPOs one by one
 STATUS_RESERVE = 10
+#: new online sessions one send step opens when KSeF says a session takes no more invoices (21184 etc.)
+MAX_SESSION_REOPENS = 3
 #: rate-limit groups of opening and closing sessions (KSeF API 2.8 counts closing on its own)
 ONLINE_GROUPS = ("onlineSession", "onlineSessionClose")
 BATCH_GROUPS = ("batchSession", "batchSessionClose")
@@ -363,15 +367,16 @@ class KsefnetSender(models.AbstractModel):
         buffer._commit("open_session")
         return False
 
-    def _send_online(self, buffer, client, docs, rnd):
+    def _send_online(self, buffer, client, docs, rnd, reopens=MAX_SESSION_REOPENS):
         session = OnlineSession(client)
         if not self._open_session(buffer, docs, rnd, session.open):
             return False
         ref = session.reference_number
         record = self.env["ksefnet.session"]._record(buffer, ref, "online")
         ambiguous_in_a_row = 0
+        rest = None  # the documents to go on with in a new session
         try:
-            for doc in docs:
+            for index, doc in enumerate(docs):
                 doc._set_state(
                     "processing",
                     message=_("Sending to KSeF in online session %(ref)s.", ref=ref),
@@ -397,6 +402,25 @@ class KsefnetSender(models.AbstractModel):
                             rnd.problems.append(describe_ksef_error(self.env, exc))
                             break
                         continue
+                    if outcome.kind == outcomes.SESSION and reopens > 0:
+                        # The session cannot take more (21184 "temporarily unavailable", expired, full) and
+                        # KSeF accepted nothing: this document and the rest go on in a new session.
+                        doc._set_state(
+                            "error",
+                            code=exc.code if isinstance(exc, KsefError) and exc.code else 0,
+                            message=_(
+                                "KSeF session %(ref)s takes no more invoices (%(msg)s); sending in a new "
+                                "session.",
+                                ref=ref,
+                                msg=describe_ksef_error(self.env, exc),
+                            ),
+                            reference=ref,
+                            ksef_ambiguous=False,
+                            next_retry_at=fields.Datetime.now(),
+                        )
+                        buffer._commit("online_session_lost")
+                        rest = docs[index:]
+                        break
                     if outcome.kind == outcomes.PERMANENT:
                         # KSeF refused this invoice's request for what it is: a person must correct it
                         doc._set_state(
@@ -427,6 +451,14 @@ class KsefnetSender(models.AbstractModel):
         finally:
             self._close(session, record)
             buffer._commit("online_close")
+        if rest:
+            _logger.info(
+                "KSeF session %s of buffer %s takes no more invoices; %s go on in a new session",
+                ref,
+                buffer.nip,
+                len(rest),
+            )
+            return self._send_online(buffer, client, rest, rnd, reopens - 1)
         return ambiguous_in_a_row < MAX_CONSECUTIVE_AMBIGUOUS
 
     def _close(self, session, record):

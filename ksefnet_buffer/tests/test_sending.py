@@ -125,6 +125,30 @@ class TestSending(KsefSimulatorCase):
         self.assertIn("limit", self.buffer.engine_note)
         self.assertGreaterEqual(self.buffer.engine_next_run_at, before + timedelta(seconds=44))
 
+    def test_session_temporarily_unavailable_goes_on_in_a_new_session(self):
+        # KSeF API 2.8: 21184 on the third invoice; the invoices not yet accepted go on in a new session
+        self.add_fault(kind="session_unavailable", after=2, times=1)
+        docs = self.submit(5)
+        self.send_round()
+        for doc in docs:
+            self.assertSent(doc)
+            self.assertEqual(doc.retry_count, 0, "not the invoice's fault: no retry counted")
+            self.assertEqual(self.sessions_received(doc.xml_sha256), 1, "received once")
+        online = self.buffer.session_ids.filtered(lambda s: s.mode == "online")
+        self.assertEqual(len(online), 2)
+        self.assertEqual(len(set(docs.mapped("ksef_session_ref"))), 2)
+        third = docs[2]
+        messages = " ".join(third.event_ids.mapped("message"))
+        self.assertIn("takes no more invoices", messages)
+        self.assertIn(21184, third.event_ids.mapped("ksef_code"))
+
+    def test_ksef_system_warnings_are_shown_on_the_buffer(self):
+        self.add_fault(kind="system_warning", message="[W-1]: Faktura nie ma SystemInfo")
+        self.submit()
+        self.send_round()
+        self.assertIn("[W-1]: Faktura nie ma SystemInfo", self.buffer.ksef_warning)
+        self.assertTrue(self.buffer.ksef_warning_at)
+
     def test_expired_access_token_is_refreshed(self):
         self.send_round()
         self.add_fault(kind="expire_tokens")

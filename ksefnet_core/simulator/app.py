@@ -173,6 +173,9 @@ class Simulator:
         self.tokens = TokenSigner()
         self.rate_limiter = ratelimit.RateLimiter(self.clock, enabled=self.config.rate_limits_enabled)
         self.faults = faults.FaultInjector(self)
+        #: (METHOD, path template) of every API operation served -> who sent it ("client": KSeFNet's client,
+        #: by its User-Agent; "direct": anything else), for the spec-coverage table (tools/spec_coverage.py)
+        self.observed: dict[tuple[str, str], set[str]] = {}
         self.conformance: Any = None
         if self.config.conformance:
             from .conformance import ConformanceValidator
@@ -184,9 +187,27 @@ class Simulator:
 
     # -- wiring -----------------------------------------------------------------------------------------
     def _register(self) -> None:
-        from . import auth_api, control_api, invoices_api, latarnia_api, sessions_api
+        from . import (
+            auth_api,
+            certificates_api,
+            collective_api,
+            control_api,
+            invoices_api,
+            latarnia_api,
+            permissions_api,
+            sessions_api,
+        )
 
-        for module in (auth_api, sessions_api, invoices_api, control_api, latarnia_api):
+        for module in (
+            auth_api,
+            certificates_api,
+            permissions_api,
+            sessions_api,
+            invoices_api,
+            collective_api,
+            control_api,
+            latarnia_api,
+        ):
             module.register(self)
 
     def store(self, name: str, factory: Any) -> Any:
@@ -247,6 +268,27 @@ class Simulator:
 
         req.auth = auth_context_for(self, claims)  # 401 for the refresh token of a revoked auth session
 
+    # -- rate limits ------------------------------------------------------------------------------------
+    def _count(self, req: Request, route: Route) -> None:
+        """Count the request in its group (429 when over a limit): per (context, IP); unauthenticated calls
+        per IP; each endpoint of ``other`` on its own counter; everything per IP in ``global`` when it is on."""
+        limiter = self.rate_limiter
+        group = route.rate_group or ""
+        key = f"{req.auth.context_type}:{req.auth.context_value}" if req.auth else "-"
+        key = f"{key}|{req.client_ip}"
+        if group == "other":
+            key += f"|{route.method} {route.template}"
+        checks = [(group, key)]
+        if limiter.global_active():
+            checks.append(("global", req.client_ip))
+        for name, slot in checks:
+            retry_after = limiter.hit(name, slot)
+            if retry_after is not None:
+                raise ApiError.too_many(
+                    retry_after,
+                    f"Przekroczono limit żądań dla grupy {name}. Spróbuj ponownie po {retry_after} sekundach.",
+                )
+
     # -- pipeline ---------------------------------------------------------------------------------------
     def dispatch(self, req: Request, prefix: str) -> Response | None:
         route: Route | None = None
@@ -259,17 +301,15 @@ class Simulator:
                 return Response(405 if path_exists else 404)
             req.path_params = params
             req.route = route
+            if route.prefix == API_PREFIX:
+                sender = (
+                    "client" if (req.headers.get("user-agent") or "").startswith("KSeFNet/") else "direct"
+                )
+                self.observed.setdefault((route.method, route.template), set()).add(sender)
             if route.auth:
                 self.authenticate(req, route)
             if route.rate_group and self.rate_limiter.enabled:
-                key = f"{req.auth.context_type}:{req.auth.context_value}" if req.auth else "-"
-                retry_after = self.rate_limiter.hit(route.rate_group, f"{key}|{req.client_ip}")
-                if retry_after is not None:
-                    raise ApiError.too_many(
-                        retry_after,
-                        f"Przekroczono limit żądań dla grupy {route.rate_group}. "
-                        f"Spróbuj ponownie po {retry_after} sekundach.",
-                    )
+                self._count(req, route)
             if self.conformance is not None and route.prefix == API_PREFIX:
                 self.conformance.validate_request(req, route)
             resp = route.handler(req)
@@ -278,6 +318,11 @@ class Simulator:
         except Exception:  # an internal bug must still produce an answer, and be visible
             _logger.exception("simulator handler failed for %s %s", req.method, req.raw_path)
             resp = render_error(ApiError(500, "server", detail="Simulator internal error"), req)
+        test_warning = req.headers.get("x-test-system-warning")
+        if test_warning and req.raw_path.startswith(API_PREFIX):  # TEST echoes it as a system warning
+            from .faults import add_system_warning
+
+            add_system_warning(resp, test_warning)
         if self.conformance is not None and route is not None and route.prefix == API_PREFIX:
             self.conformance.validate_response(req, route, resp)
         return self.faults.after(req, resp)

@@ -12,7 +12,7 @@ import binascii
 import functools
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..crypto import USAGE_KSEF_TOKEN, b64decode
@@ -28,6 +28,7 @@ ALL_PERMISSIONS = (
     "SubunitManage",
     "EnforcementOperations",
     "Introspection",
+    "CollectiveIdentifierManage",  # API 2.7.0
 )
 AUTH_STATUS = {
     100: "Uwierzytelnianie w toku",
@@ -36,6 +37,7 @@ AUTH_STATUS = {
     425: "Uwierzytelnianie unieważnione",
     450: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu",
     460: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędu certyfikatu",
+    470: "Uwierzytelnianie zakończone niepowodzeniem",
     480: "Uwierzytelnianie zablokowane",
 }
 METHODS = {
@@ -55,8 +57,15 @@ METHODS = {
         "code": "signature.personal",
         "displayName": "Podpis osobisty",
     },
+    "InternalCertificate": {
+        "category": "XadesSignature",
+        "code": "certificate.ksef",
+        "displayName": "Certyfikat KSeF",
+    },
 }
 TOKEN_MAX_AGE_DAYS = 7  # auth operation statuses are kept 7 days, then 410
+#: the day KSeF stopped sending ``authenticationMethod`` (changelog 2.1.0)
+AUTHENTICATION_METHOD_REMOVED = datetime(2026, 11, 16, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -76,6 +85,8 @@ class AuthOperation:
     revoked: bool = False
     last_refresh: datetime | None = None
     refresh_valid_until: datetime | None = None
+    #: the certificate of a XAdES authentication (KSeF certificates are requested for its subject data)
+    certificate_der: bytes | None = None
 
 
 @dataclass
@@ -117,9 +128,20 @@ def _ctx_nip(value: str) -> str:
 def permissions_for(
     sim: Simulator, context_type: str, context_value: str, subject_type: str, subject_value: str
 ) -> frozenset[str]:
-    """The permissions a subject holds in a context (owner: all; else the grants)."""
+    """The permissions a subject holds in a context (owner: all; else the TEST grants and the API grants)."""
     if subject_type == "Nip" and context_type == "Nip" and subject_value == context_value:
         return frozenset(ALL_PERMISSIONS)
+    from .permissions_api import granted as api_granted
+
+    by_api = api_granted(sim, (context_type, context_value), (subject_type, subject_value))
+    if by_api:
+        return frozenset(
+            by_api
+            | set(
+                store(sim).grants.get((context_type, context_value), {}).get((subject_type, subject_value))
+                or ()
+            )
+        )
     granted = store(sim).grants.get((context_type, context_value), {}).get((subject_type, subject_value))
     if granted is None and context_type == "InternalId":
         granted = (
@@ -130,8 +152,23 @@ def permissions_for(
     return frozenset(granted or ())
 
 
+def _extra(sim: Simulator, name: str, factory: Any) -> Any:
+    """A store field added after state files were first written (older pickles lack it)."""
+    return store(sim).__dict__.setdefault(name, factory())
+
+
+def attachment_revoked(sim: Simulator, nip: str) -> datetime | None:
+    return _extra(sim, "attachment_revoked", dict).get(nip)  # type: ignore[no-any-return]
+
+
 def attachments_allowed(sim: Simulator, nip: str) -> bool:
-    return nip in store(sim).attachments
+    """Invoices with attachments allowed (``/testdata/attachment``; until the revocation's end date)."""
+    revoked = attachment_revoked(sim, nip)
+    return nip in store(sim).attachments and (revoked is None or revoked > sim.clock.now())
+
+
+def is_bailiff(sim: Simulator, nip: str) -> bool:
+    return nip in _extra(sim, "bailiffs", set)
 
 
 def _issue_tokens(sim: Simulator, op: AuthOperation) -> dict:
@@ -265,6 +302,8 @@ def _decide(
 ) -> tuple[int, list[str], frozenset[str]]:
     if ctx in store(sim).blocked:
         return 480, ["Uwierzytelnianie w tym kontekście zostało zablokowane."], frozenset()
+    if subject[0] == "Pesel" and subject[1] in _extra(sim, "deceased", set):
+        return 470, ["Próba wykorzystania metod autoryzacyjnych osoby zmarłej."], frozenset()
     perms = permissions_for(sim, ctx[0], ctx[1], subject[0], subject[1])
     if not perms:
         return 415, ["Brak przypisanych uprawnień w kontekście."], frozenset()
@@ -355,16 +394,26 @@ def post_xades(sim: Simulator, req: Request) -> Response:
     ctx = _check_context({"type": data.context_type, "value": data.context_value})
     _take_challenge(sim, data.challenge)
     from ..certificates import CertificateKind, Credential
+    from .certificates_api import issued_by_simulator
 
     cert = verified.certificate
     now = sim.clock.now()
     kind = Credential(cert, None).kind  # type: ignore[arg-type]  # kind reads the certificate only
     code, details = 460, ["Certyfikat jest nieważny."]
     perms: frozenset[str] = frozenset()
-    if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+    ksef_cert = issued_by_simulator(sim, cert)  # a KSeF certificate: its owner is who authenticates
+    valid = ksef_cert.certificate if ksef_cert is not None else cert  # KSeF's record of its validity
+    if not (valid.not_valid_before_utc <= now <= valid.not_valid_after_utc):
         pass
+    elif ksef_cert is not None and ksef_cert.revoked:
+        details = ["Certyfikat odwołany."]
+    elif ksef_cert is not None and ksef_cert.kind != "Authentication":
+        details = ["Niepoprawny certyfikat."]  # an Offline certificate signs KOD II only
     else:
-        if data.subject_identifier_type == "certificateFingerprint":
+        if ksef_cert is not None:
+            subject = ksef_cert.owner
+            ksef_cert.last_use = now
+        elif data.subject_identifier_type == "certificateFingerprint":
             subject = ("Fingerprint", cert.fingerprint(_sha256()).hex().upper())
         elif kind in (CertificateKind.COMPANY_SEAL, CertificateKind.PERSONAL_NIP):
             subject = ("Nip", Credential(cert, None).subject_nip or "")  # type: ignore[arg-type]
@@ -382,6 +431,8 @@ def post_xades(sim: Simulator, req: Request) -> Response:
         CertificateKind.PERSONAL_NIP: "QualifiedSignature",
         CertificateKind.PERSONAL_PESEL: "PersonalSignature",
     }.get(kind, "QualifiedSignature")
+    if ksef_cert is not None:
+        method = "InternalCertificate"
     subj = subject if code != 460 else ("Fingerprint", "")
     op = AuthOperation(
         make_reference_number("AU", now),
@@ -395,8 +446,15 @@ def post_xades(sim: Simulator, req: Request) -> Response:
         details,
         perms,
         data.allowed_ips,
+        certificate_der=cert.public_bytes(_der()),
     )
     return _start(sim, op)
+
+
+def _der() -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.Encoding.DER
 
 
 def _sha256() -> Any:
@@ -413,12 +471,11 @@ def _op_status(sim: Simulator, op: AuthOperation) -> dict:
     status: dict[str, Any] = {"code": code, "description": AUTH_STATUS.get(code, "Uwierzytelnianie")}
     if code >= 400 and op.final_details:
         status["details"] = op.final_details
-    out: dict[str, Any] = {
-        "startDate": iso(op.start),
-        "authenticationMethod": op.method,
-        "authenticationMethodInfo": METHODS.get(op.method, METHODS["QualifiedSignature"]),
-        "status": status,
-    }
+    out: dict[str, Any] = {"startDate": iso(op.start)}
+    if now < AUTHENTICATION_METHOD_REMOVED:  # gone since 2026-11-16: authenticationMethodInfo says it
+        out["authenticationMethod"] = op.method
+    out["authenticationMethodInfo"] = METHODS.get(op.method, METHODS["QualifiedSignature"])
+    out["status"] = status
     if code == 200:
         out["isTokenRedeemed"] = op.redeemed
         if op.last_refresh:
@@ -602,20 +659,23 @@ def delete_token(sim: Simulator, req: Request) -> Response:
 # -- limits and TEST data -----------------------------------------------------------------------------------
 
 
-def get_context_limits(sim: Simulator, req: Request) -> Response:
-    override = store(sim).session_limits.get(req.auth.context_value)
-    default = {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10000}
-    return Response.json(override or {"onlineSession": dict(default), "batchSession": dict(default)})
+SESSION_LIMITS = {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10000}
+#: the most invoices in one collective identifier (API 2.7.0: 500; ``collectiveIdentifier`` of 2.9.0)
+COLLECTIVE_IDENTIFIER_LIMITS = {"maxInvoices": 500}
 
 
 def context_limits(sim: Simulator, context_value: str) -> dict:
-    override = store(sim).session_limits.get(context_value)
-    default = {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10000}
-    return override or {"onlineSession": dict(default), "batchSession": dict(default)}
+    """The effective limits of a context (``GET /limits/context``): the TEST override, else the defaults."""
+    override = store(sim).session_limits.get(context_value) or {}
+    return {
+        "onlineSession": dict(override.get("onlineSession") or SESSION_LIMITS),
+        "batchSession": dict(override.get("batchSession") or SESSION_LIMITS),
+        "collectiveIdentifier": dict(override.get("collectiveIdentifier") or COLLECTIVE_IDENTIFIER_LIMITS),
+    }
 
 
-def get_subject_limits(sim: Simulator, req: Request) -> Response:
-    return Response.json({"enrollment": {"maxEnrollments": 300}, "certificate": {"maxCertificates": 100}})
+def get_context_limits(sim: Simulator, req: Request) -> Response:
+    return Response.json(context_limits(sim, req.auth.context_value))
 
 
 def get_rate_limits(sim: Simulator, req: Request) -> Response:
@@ -644,11 +704,14 @@ def post_session_limits(sim: Simulator, req: Request) -> Response:
     body = req.json()
     if not isinstance(body, dict) or "onlineSession" not in body or "batchSession" not in body:
         raise _validation("Wymagane pola onlineSession i batchSession.")
+    override = {k: body[k] for k in ("onlineSession", "batchSession", "collectiveIdentifier") if k in body}
+    for name, value in override.items():
+        if not isinstance(value, dict) or any(
+            not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value.values()
+        ):
+            raise _validation(f"Nieprawidłowe limity {name}.")
     with sim.lock:
-        store(sim).session_limits[req.auth.context_value] = {
-            "onlineSession": body["onlineSession"],
-            "batchSession": body["batchSession"],
-        }
+        store(sim).session_limits[req.auth.context_value] = override
     return Response(200)
 
 
@@ -668,10 +731,21 @@ def post_person(sim: Simulator, req: Request) -> Response:
     nip, pesel = str(body.get("nip") or ""), str(body.get("pesel") or "")
     if not is_valid_nip(nip) or len(pesel) != 11 or not pesel.isdigit():
         raise _validation("Nieprawidłowy NIP lub PESEL.")
-    perms = set(ALL_PERMISSIONS) if not body.get("isBailiff") else set(ALL_PERMISSIONS)
-    _grant(sim, ("Nip", nip), ("Pesel", pesel), perms)
+    _test_description(body)
+    _grant(sim, ("Nip", nip), ("Pesel", pesel), set(ALL_PERMISSIONS))  # the owner (and a bailiff's office)
     _grant(sim, ("Nip", nip), ("Nip", nip), set(ALL_PERMISSIONS))
+    with sim.lock:
+        if body.get("isBailiff"):
+            _extra(sim, "bailiffs", set).add(nip)
+        if body.get("isDeceased"):
+            _extra(sim, "deceased", set).add(pesel)
     return Response(200)
+
+
+def _test_description(body: dict) -> None:
+    text = body.get("description")
+    if not isinstance(text, str) or not 5 <= len(text) <= 256:
+        raise _validation("Pole description musi mieć od 5 do 256 znaków.")
 
 
 def post_person_remove(sim: Simulator, req: Request) -> Response:
@@ -688,10 +762,13 @@ def post_subject(sim: Simulator, req: Request) -> Response:
     nip = str(body.get("subjectNip") or "")
     if not is_valid_nip(nip):
         raise _validation("Nieprawidłowy NIP.")
+    _test_description(body)
+    if body.get("subjectType") not in ("EnforcementAuthority", "VatGroup", "JST"):
+        raise _validation("Pole subjectType: EnforcementAuthority, VatGroup lub JST.")
     with sim.lock:
         if nip in store(sim).subjects:
             raise ApiError.bad_request(30001, "Podmiot lub osoba już istnieje.")
-        store(sim).subjects[nip] = body
+        store(sim).subjects[nip] = {**body, "_created": sim.clock.now()}
     return Response(200)
 
 
@@ -728,14 +805,26 @@ def post_permissions_revoke(sim: Simulator, req: Request) -> Response:
 
 
 def post_attachment(sim: Simulator, req: Request) -> Response:
+    nip = str(req.json().get("nip") or "")
     with sim.lock:
-        store(sim).attachments.add(str(req.json().get("nip") or ""))
+        store(sim).attachments.add(nip)
+        _extra(sim, "attachment_revoked", dict).pop(nip, None)
     return Response(200)
 
 
 def post_attachment_revoke(sim: Simulator, req: Request) -> Response:
+    """Attachments end now, or at ``expectedEndDate`` (the end of that day in Poland, approximated as UTC)."""
+    body = req.json()
+    nip = str(body.get("nip") or "")
+    end = sim.clock.now()
+    if body.get("expectedEndDate"):
+        try:
+            day = datetime.strptime(str(body["expectedEndDate"]), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise _validation("Nieprawidłowa data expectedEndDate.") from None
+        end = max(end, day + timedelta(days=1))
     with sim.lock:
-        store(sim).attachments.discard(str(req.json().get("nip") or ""))
+        _extra(sim, "attachment_revoked", dict)[nip] = end
     return Response(200)
 
 
@@ -754,7 +843,13 @@ def post_unblock(sim: Simulator, req: Request) -> Response:
 
 
 def get_attachment_status(sim: Simulator, req: Request) -> Response:
-    return Response.json({"isAttachmentAllowed": attachments_allowed(sim, req.auth.context_nip)})
+    req.auth.require("CredentialsManage", "CredentialsRead")
+    nip = req.auth.context_nip
+    out: dict[str, Any] = {"isAttachmentAllowed": attachments_allowed(sim, nip)}
+    revoked = attachment_revoked(sim, nip)
+    if revoked is not None and nip in store(sim).attachments:
+        out["revokedDate"] = iso(revoked)
+    return Response.json(out)
 
 
 def register(sim: Simulator) -> None:
@@ -763,36 +858,35 @@ def register(sim: Simulator) -> None:
     ) -> None:
         sim.router.add(method, path, functools.partial(handler, sim), auth=auth, rate_group=group)
 
-    add("POST", "/auth/challenge", post_challenge, None, "auth")
-    add("POST", "/auth/ksef-token", post_ksef_token, None, "auth")
-    add("POST", "/auth/xades-signature", post_xades, None, "auth")
+    add("POST", "/auth/challenge", post_challenge, None, "anonymous")
+    add("POST", "/auth/ksef-token", post_ksef_token, None, "anonymous")
+    add("POST", "/auth/xades-signature", post_xades, None, "anonymous")
     add("POST", "/auth/token/redeem", post_redeem, "authentication", "auth")
     add("POST", "/auth/token/refresh", post_refresh, "refresh", "auth")
     add("GET", "/auth/sessions", get_auth_sessions)
     add("DELETE", "/auth/sessions/current", delete_current_session, "access_or_refresh")
     add("DELETE", "/auth/sessions/{referenceNumber}", delete_session)
     add("GET", "/auth/{referenceNumber}", get_auth_status, "authentication", "auth")
-    add("GET", "/security/public-key-certificates", get_public_keys, None, "auth")
+    add("GET", "/security/public-key-certificates", get_public_keys, None, "anonymous")
     add("POST", "/tokens", post_token)
     add("GET", "/tokens", get_tokens)
     add("GET", "/tokens/{referenceNumber}", get_token)
     add("DELETE", "/tokens/{referenceNumber}", delete_token)
     add("GET", "/limits/context", get_context_limits)
-    add("GET", "/limits/subject", get_subject_limits)
     add("GET", "/rate-limits", get_rate_limits)
     add("POST", "/testdata/rate-limits", post_rate_limits)
     add("DELETE", "/testdata/rate-limits", delete_rate_limits)
     add("POST", "/testdata/rate-limits/production", post_rate_limits_production)
     add("POST", "/testdata/limits/context/session", post_session_limits)
     add("DELETE", "/testdata/limits/context/session", delete_session_limits)
-    add("POST", "/testdata/subject", post_subject, None, "auth")
-    add("POST", "/testdata/subject/remove", post_subject_remove, None, "auth")
-    add("POST", "/testdata/person", post_person, None, "auth")
-    add("POST", "/testdata/person/remove", post_person_remove, None, "auth")
-    add("POST", "/testdata/permissions", post_permissions, None, "auth")
-    add("POST", "/testdata/permissions/revoke", post_permissions_revoke, None, "auth")
-    add("POST", "/testdata/attachment", post_attachment, None, "auth")
-    add("POST", "/testdata/attachment/revoke", post_attachment_revoke, None, "auth")
+    add("POST", "/testdata/subject", post_subject, None, "anonymous")
+    add("POST", "/testdata/subject/remove", post_subject_remove, None, "anonymous")
+    add("POST", "/testdata/person", post_person, None, "anonymous")
+    add("POST", "/testdata/person/remove", post_person_remove, None, "anonymous")
+    add("POST", "/testdata/permissions", post_permissions, None, "anonymous")
+    add("POST", "/testdata/permissions/revoke", post_permissions_revoke, None, "anonymous")
+    add("POST", "/testdata/attachment", post_attachment, None, "anonymous")
+    add("POST", "/testdata/attachment/revoke", post_attachment_revoke, None, "anonymous")
     add("POST", "/testdata/context/block", post_block, None, "other")
     add("POST", "/testdata/context/unblock", post_unblock, None, "other")
     add("GET", "/permissions/attachments/status", get_attachment_status)

@@ -1,8 +1,8 @@
 """OpenAPI conformance checking of the simulator's own traffic (used by the test suite).
 
 Every request the simulator receives on the API prefix and every response it sends are validated against the
-official KSeF API 2.0 specification (``data/open-api.json``, a verbatim copy of CIRFMF/ksef-docs) with
-openapi-core. Violations are collected, not raised, so the simulator still answers like KSeF would; the test
+KSeF API 2.0 specification of the live version (:func:`ksefnet_core.simulator.spec.load`: the verbatim
+official 2.7.0 document with the documented 2.7.1 ... 2.9.0 changes applied) with openapi-core. Violations are collected, not raised, so the simulator still answers like KSeF would; the test
 fixture fails the test at teardown when any were recorded.
 
 Tests that send deliberately malformed requests (to see KSeF's 400 answer) wrap them in
@@ -17,10 +17,10 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-SPEC_PATH = Path(__file__).with_name("data") / "open-api.json"
+from . import spec as api_spec
+
 # The spec's only server is TEST; requests are validated as if they had been sent there.
 SPEC_HOST = "https://api-test.ksef.mf.gov.pl"
 
@@ -29,7 +29,7 @@ _openapi: Any = None
 
 
 def _load() -> Any:
-    """The parsed specification, loaded once per process (parsing 670 kB of JSON schema is slow)."""
+    """The parsed specification, loaded once per process (parsing 700 kB of JSON schema is slow)."""
     global _openapi
     with _spec_lock:
         if _openapi is None:
@@ -50,7 +50,7 @@ def _load() -> Any:
                     "application/problem+json": json_body,
                 }
             )
-            _openapi = OpenAPI.from_file_path(str(SPEC_PATH), config=config)
+            _openapi = OpenAPI.from_dict(api_spec.load(), config=config)
         return _openapi
 
 

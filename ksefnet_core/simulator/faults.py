@@ -20,7 +20,14 @@ are optional (default: any). ``times`` limits how often the rule fires (default:
 * ``expire_tokens``: every access token issued so far is treated as expired (fires once when added);
 * ``expire_sessions``: online sessions opened so far no longer accept invoices (21180);
 * ``not_yet_available``: ``GET /invoices/ksef/{n}`` answers 21165 (``times`` per rule);
-* ``export_stuck``: exports stay at status 100 while the rule exists.
+* ``export_stuck``: exports stay at status 100 while the rule exists;
+* ``session_unavailable``: KSeF API 2.8's error 21184 "Sesja tymczasowo niedostępna": the online session an
+  invoice is sent to becomes unavailable, and this and every later send to it is answered 400 21184 (the
+  client must open a new session and go on there). ``after`` (default 0): only once the session already
+  holds that many invoices; ``times``: how many sessions it strikes (default: every one); ``path`` as above,
+  e.g. ``/sessions/online/20261202-SO-*/invoices`` for one session;
+* ``system_warning``: answers carry ``X-System-Warning: message`` (KSeF's technical warnings; on TEST a
+  request's ``X-Test-System-Warning`` header is echoed like this without any rule).
 """
 
 from __future__ import annotations
@@ -45,9 +52,11 @@ KINDS = {
     "expire_sessions",
     "not_yet_available",
     "export_stuck",
+    "session_unavailable",
+    "system_warning",
 }
 #: kinds consulted by endpoint handlers, not by the request pipeline
-HANDLER_KINDS = {"expire_sessions", "not_yet_available", "export_stuck"}
+HANDLER_KINDS = {"expire_sessions", "not_yet_available", "export_stuck", "session_unavailable"}
 
 
 @dataclass
@@ -61,6 +70,8 @@ class Fault:
     retry_after: int = 1
     probability: float = 1.0
     seed: int | None = None
+    after: int = 0
+    message: str = ""
     created: float = field(default_factory=time.time)
     fired: int = 0
     _rng: Any = field(default=None, repr=False, compare=False)
@@ -68,6 +79,10 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(sorted(KINDS))}")
+        if self.kind == "system_warning" and not self.message.strip():
+            raise ValueError("a system_warning fault needs a message")
+        if self.after < 0 or (self.times is not None and self.times < 1):
+            raise ValueError("after must be 0 or more and times 1 or more")
         self._rng = random.Random(self.seed)
 
     def matches(self, req: Request) -> bool:
@@ -111,10 +126,14 @@ class FaultInjector:
         with self._lock:
             return [f.to_json() for f in self.rules]
 
-    def _take(self, req: Request | None, kinds: set[str], key: str | None = None) -> Fault | None:
+    def _take(
+        self, req: Request | None, kinds: set[str], key: str | None = None, count: int | None = None
+    ) -> Fault | None:
         with self._lock:
             for fault in self.rules:
                 if fault.kind not in kinds:
+                    continue
+                if count is not None and count < fault.after:
                     continue
                 if req is not None and not fault.matches(req):
                     continue
@@ -158,6 +177,10 @@ class FaultInjector:
     def after(self, req: Request, resp: Response) -> Response | None:
         if getattr(req, "drop_response", False):
             return None
+        if self.rules and req.raw_path.startswith(API_PREFIX):
+            warning = self._take(req, {"system_warning"})
+            if warning is not None:
+                add_system_warning(resp, warning.message)
         return resp
 
     # -- hooks for endpoint handlers ----------------------------------------------------------------------
@@ -167,12 +190,31 @@ class FaultInjector:
     def session_expired(self, opened_at: float) -> bool:
         return opened_at < self.sessions_expired_before
 
-    def consume(self, kind: str, key: str) -> bool:
-        return self._take(None, {kind}, key) is not None
+    def consume(self, kind: str, key: str, count: int | None = None) -> bool:
+        """A handler-consulted rule of ``kind`` matching ``key`` (and ``after <= count``) fired."""
+        return self._take(None, {kind}, key, count) is not None
 
     def active(self, kind: str) -> bool:
         with self._lock:
             return any(f.kind == kind for f in self.rules)
+
+
+def ascii_fold(text: str) -> str:
+    """KSeF sends warnings ASCII-folded (``ł`` -> ``l``, ``ą`` -> ``a``), one line."""
+    import unicodedata
+
+    text = text.replace("ł", "l").replace("Ł", "L")
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return " ".join(folded.split())
+
+
+def add_system_warning(resp: Response, message: str) -> None:
+    """Add one warning to the answer's ``X-System-Warning`` (``[code]: message | [code]: message``)."""
+    text = ascii_fold(message)
+    if not text.startswith("["):
+        text = f"[SIM]: {text}"
+    old = resp.headers.get("X-System-Warning")
+    resp.headers["X-System-Warning"] = f"{old} | {text}" if old else text
 
 
 class _Drop(Response):

@@ -4,17 +4,15 @@ invoices issued by other companies, so that purchase-download scenarios can be p
 from __future__ import annotations
 
 import functools
-import io
 import json
 import random
 import secrets
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from .. import fa3
+from .. import archives, fa3
 from ..crypto import USAGE_SYMMETRIC_KEY, aes_encrypt, b64decode, parse_datetime, sha256_b64
 from ..ids import nip_with_checksum
 from ..testing import ThirdParty, sample_invoice
@@ -47,6 +45,7 @@ class Export:
     context_value: str
     created: datetime
     status: int
+    compression: str = "Zip"
     package: dict | None = None
     parts: list[bytes] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
@@ -235,9 +234,12 @@ def create_export(sim: Simulator, req: Request) -> Response:
         raise ApiError.bad_request(
             21182, "Osiągnięto limit trwających eksportów.", [f"Maksymalnie {MAX_CONCURRENT_EXPORTS}."]
         )
+    compression = body.get("compressionType") or archives.ZIP
+    if compression not in archives.COMPRESSION_TYPES:
+        raise _validation("Nieobsługiwany typ kompresji (dozwolone: Zip, TarGz).")
     invoices, date_type, mark = _filter(sim, body.get("filters"), nip, for_export=True)
     now = sim.clock.now()
-    export = Export(new_reference("EH", now), nip, now, 200)
+    export = Export(new_reference("EH", now), nip, now, 200, compression=compression)
     try:
         aes = key.decrypt(b64decode(enc.get("encryptedSymmetricKey") or ""))
         iv = b64decode(enc.get("initializationVector") or "")
@@ -274,15 +276,9 @@ def _build_package(
     limit = sim.config.export_max_invoices
     chosen = invoices[:limit]
     truncated = len(invoices) > limit
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        if not only_metadata:
-            for inv in chosen:
-                zf.writestr(f"{inv.ksef_number}.xml", inv.xml)
-        zf.writestr(
-            "_metadata.json", json.dumps({"invoices": [i.metadata() for i in chosen]}, ensure_ascii=False)
-        )
-    data = buf.getvalue()
+    files = [] if only_metadata else [(f"{inv.ksef_number}.xml", inv.xml) for inv in chosen]
+    metadata = json.dumps({"invoices": [i.metadata() for i in chosen]}, ensure_ascii=False).encode("utf-8")
+    data = archives.build([*files, ("_metadata.json", metadata)], export.compression, level=1)
     part_size = sim.config.export_part_size
     plain_parts = [data[i : i + part_size] for i in range(0, len(data), part_size)] or [b""]
     export.parts = [aes_encrypt(p, key, iv) for p in plain_parts]
@@ -290,6 +286,7 @@ def _build_package(
         "invoiceCount": len(chosen),
         "size": len(data),
         "isTruncated": truncated,
+        "compressionType": export.compression,
         "_plain": [(len(p), sha256_b64(p)) for p in plain_parts],
     }
     if truncated and chosen:
@@ -350,7 +347,7 @@ def export_status(sim: Simulator, req: Request) -> Response:
             parts.append(
                 {
                     "ordinalNumber": index,
-                    "partName": f"{export.reference}-{index:03d}.zip.aes",
+                    "partName": f"{export.reference}-{index:03d}{archives.SUFFIX[export.compression]}.aes",
                     "method": "GET",
                     "url": url,
                     "partSize": max(1, plain_size),

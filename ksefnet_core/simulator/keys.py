@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -78,26 +79,38 @@ class SimulatorKeys:
         return new
 
 
-def _make_key(usage: str, now: datetime) -> SimulatorKey:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def self_signed(
+    key: Any, common_name: str, organization: str, now: datetime, days: int, *, ca: bool = False
+) -> bytes:
+    """A self-signed certificate (DER) of the simulator: its public keys and its KSeF-certificate CA."""
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "KSeF simulator (not KSeF)"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"KSeF simulator {usage}"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=730))
-        .sign(key, hashes.SHA256())
+        .not_valid_after(now + timedelta(days=days))
     )
-    pem = key.private_bytes(
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def private_pem(key: Any) -> bytes:
+    return key.private_bytes(  # type: ignore[no-any-return]
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return SimulatorKey(usage, pem, cert.public_bytes(serialization.Encoding.DER))
+
+
+def _make_key(usage: str, now: datetime) -> SimulatorKey:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = self_signed(key, f"KSeF simulator {usage}", "KSeF simulator (not KSeF)", now, 730)
+    return SimulatorKey(usage, private_pem(key), der)

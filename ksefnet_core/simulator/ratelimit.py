@@ -1,8 +1,11 @@
-"""Server-side rate limits as KSeF applies them (KSEF_API_NOTES §13).
+"""Server-side rate limits as KSeF applies them (KSEF_API_NOTES §13, limity-api.md, API 2.8 groups).
 
 Counted per group and per (context, client IP), in sliding windows of 1 s, 60 s and 60 min enforced at
-once. A refused request gets 429 with ``Retry-After``; repeated violations lengthen the wait a little, like
-KSeF. Limits can be changed at run time (``POST /testdata/rate-limits``) and switched off entirely.
+once; each endpoint of the default group ``other`` has a counter of its own (the caller passes it in the key).
+Unauthenticated calls count per IP in ``anonymous``; ``global`` (per IP over everything) is listed with -1
+(off), as KSeF does, and applies once given positive limits. A refused request gets 429 with ``Retry-After``;
+repeated violations lengthen the wait a little, like KSeF. Limits can be changed at run time
+(``POST /testdata/rate-limits``) and switched off entirely.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import threading
 from collections import deque
 from typing import Any
 
-from ..throttle import DEFAULT_LIMITS
+from ..throttle import DEFAULT_LIMITS, GLOBAL_GROUP
 
 WINDOWS = (1.0, 60.0, 3600.0)
-#: the GET /rate-limits groups, in the spec's order
+#: the GET /rate-limits groups (API 2.9)
 GROUPS = tuple(k for k in DEFAULT_LIMITS if k != "auth")
-#: public and authentication endpoints: 60 requests per second per IP, no per-minute or per-hour limit
-PUBLIC_LIMITS = (60, 0, 0)
+#: the calls made with the authentication or refresh token: 60 requests per second, not listed
+AUTH_GROUP = "auth"
 
 
 class RateLimiter:
@@ -34,7 +37,7 @@ class RateLimiter:
         """Back to the defaults (TEST defaults equal production since API 2.5.0)."""
         with self._lock:
             self._limits: dict[str, tuple[int, int, int]] = {g: DEFAULT_LIMITS[g] for g in GROUPS}
-            self._limits["auth"] = PUBLIC_LIMITS
+            self._limits[AUTH_GROUP] = DEFAULT_LIMITS[AUTH_GROUP]
 
     def set_production(self) -> None:
         self.reset()
@@ -57,6 +60,9 @@ class RateLimiter:
                         int(value.get("perMinute", 0)),
                         int(value.get("perHour", 0)),
                     )
+
+    def global_active(self) -> bool:
+        return any(v > 0 for v in self._limits.get(GLOBAL_GROUP, ()))
 
     def snapshot(self) -> dict:
         return copy.deepcopy(self._limits)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import secrets
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import fa3
+from .. import archives, fa3
 from ..crypto import USAGE_SYMMETRIC_KEY, aes_decrypt, b64decode, sha256_b64
 from .app import Simulator
 from .auth_api import attachments_allowed, context_limits, permissions_for
@@ -70,6 +68,8 @@ class Session:
     uploaded: dict[int, bytes] = field(default_factory=dict)
     batch_file: dict | None = None
     updated: datetime | None = None
+    #: error 21184 struck this online session: it takes no more invoices
+    unavailable: bool = False
 
 
 @dataclass
@@ -232,6 +232,16 @@ def send_invoice(sim: Simulator, req: Request) -> Response:
         raise ApiError.bad_request(
             21180, "Status sesji nie pozwala na wykonanie operacji.", ["Sesja wygasła."]
         )
+    if not session.unavailable and sim.faults.consume("session_unavailable", req.path, len(session.invoices)):
+        session.unavailable = True
+    if session.unavailable:  # API 2.8: the client opens a new session and goes on there
+        raise ApiError.bad_request(
+            21184,
+            "Sesja tymczasowo niedostępna.",
+            [
+                f"Sesja {session.reference} jest tymczasowo niedostępna. Otwórz nową sesję i wyślij pozostałe faktury."
+            ],
+        )
     limits = context_limits(sim, session.context_value)["onlineSession"]
     if len(session.invoices) >= int(limits["maxInvoices"]):
         raise ApiError.bad_request(21155, "Przekroczono dozwoloną liczbę faktur w sesji.")
@@ -308,6 +318,8 @@ def open_batch(sim: Simulator, req: Request) -> Response:
             )
     if int(batch.get("fileSize", 0)) > 5_000_000_000:
         raise _validation("Rozmiar paczki przekracza 5 GB.")
+    if batch.get("compressionType") not in (None, *archives.COMPRESSION_TYPES):
+        raise _validation("Nieobsługiwany typ kompresji (dozwolone: Zip, TarGz).")
     session = _open(sim, req, "Batch", body)
     session.parts = {int(p["ordinalNumber"]): p for p in parts}
     session.batch_file = batch
@@ -378,18 +390,16 @@ def _process_batch(sim: Simulator, session: Session, now: datetime) -> None:
     if len(plain) != int(batch.get("fileSize", -1)) or sha256_b64(plain) != batch.get("fileHash"):
         session.code = 405
         return
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(plain))
-        names = [i for i in archive.infolist() if not i.is_dir()]
-    except zipfile.BadZipFile:
+    try:  # the declared compression type (Zip by default); another type is a decompression error
+        files = list(archives.read(plain, batch.get("compressionType") or archives.ZIP))
+    except archives.ArchiveError:
         session.code = 430
         return
     limits = context_limits(sim, session.context_value)["batchSession"]
-    if len(names) > int(limits["maxInvoices"]):
+    if len(files) > int(limits["maxInvoices"]):
         session.code = 420
         return
-    for info in names:
-        xml = archive.read(info)
+    for file_name, xml in files:
         with sim.lock:
             sinv = SessionInvoice(
                 new_reference("EE", now),
@@ -397,7 +407,7 @@ def _process_batch(sim: Simulator, session: Session, now: datetime) -> None:
                 session.reference,
                 sha256_b64(xml),
                 now,
-                info.filename,
+                file_name,
             )
             session.invoices.append(sinv.reference)
             store(sim).invoices[sinv.reference] = sinv
@@ -743,9 +753,9 @@ def register(sim: Simulator) -> None:
 
     add("POST", "/sessions/online", open_online, "onlineSession")
     add("POST", "/sessions/online/{referenceNumber}/invoices", send_invoice, "invoiceSend")
-    add("POST", "/sessions/online/{referenceNumber}/close", close_online, "onlineSession")
+    add("POST", "/sessions/online/{referenceNumber}/close", close_online, "onlineSessionClose")
     add("POST", "/sessions/batch", open_batch, "batchSession")
-    add("POST", "/sessions/batch/{referenceNumber}/close", close_batch, "batchSession")
+    add("POST", "/sessions/batch/{referenceNumber}/close", close_batch, "batchSessionClose")
     add("GET", "/sessions", list_sessions, "sessionList")
     add("GET", "/sessions/{referenceNumber}/invoices/failed", session_failed, "sessionInvoiceList")
     add(

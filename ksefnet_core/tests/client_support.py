@@ -36,7 +36,10 @@ RATE_LIMIT_GROUPS = (
     "invoiceExport",
     "invoiceExportStatus",
     "invoiceDownload",
+    "collectiveIdentifier",
     "other",
+    "onlineSessionClose",  # API 2.8: optional in the request, set here to keep every group's value
+    "batchSessionClose",
 )
 
 _numbers = itertools.count(1)
@@ -92,7 +95,7 @@ def set_rate_limits(client: KsefClient, **groups: tuple[int, int, int]) -> dict:
     limits = client.rate_limits()
     for group, (per_second, per_minute, per_hour) in groups.items():
         limits[group] = {"perSecond": per_second, "perMinute": per_minute, "perHour": per_hour}
-    client.set_test_rate_limits({g: limits[g] for g in RATE_LIMIT_GROUPS})
+    client.set_test_rate_limits({g: limits[g] for g in (*RATE_LIMIT_GROUPS, *groups)})
     if client.throttle is not None:
         client.throttle.update_limits(limits)
     return limits

@@ -8,8 +8,10 @@ fails the test at teardown. Tests that send deliberately malformed requests wrap
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,8 @@ from ksefnet_core.simulator.app import Simulator, SimulatorConfig
 from ksefnet_core.simulator.server import SimulatorServer
 
 CONFORMANCE = os.environ.get("KSEFNET_CONFORMANCE", "1") != "0"
+#: tools/spec_coverage.py sets this: every test appends the operations its simulator served to that file
+COVERAGE_FILE = os.environ.get("KSEFNET_SPEC_COVERAGE")
 
 
 @pytest.fixture
@@ -25,11 +29,23 @@ def simulator_config() -> SimulatorConfig:
     return SimulatorConfig(conformance=CONFORMANCE)
 
 
+def _record_coverage(app: Simulator, test_file: str) -> None:
+    path = Path(COVERAGE_FILE or "")
+    seen = json.loads(path.read_text()) if path.exists() else {}
+    for (method, template), senders in app.observed.items():
+        entry = seen.setdefault(f"{method} {template}", {"senders": [], "tests": []})
+        entry["senders"] = sorted(set(entry["senders"]) | senders)
+        entry["tests"] = sorted(set(entry["tests"]) | {test_file})
+    path.write_text(json.dumps(seen, indent=1, sort_keys=True))
+
+
 @pytest.fixture
-def simulator(simulator_config: SimulatorConfig) -> Iterator[SimulatorServer]:
+def simulator(simulator_config: SimulatorConfig, request: pytest.FixtureRequest) -> Iterator[SimulatorServer]:
     app = Simulator(simulator_config)
     with SimulatorServer(app) as server:
         yield server
+    if COVERAGE_FILE:
+        _record_coverage(app, Path(str(request.node.fspath)).name)
     if app.conformance is not None:
         violations = app.conformance.violations
         assert not violations, "OpenAPI conformance violations:\n" + "\n".join(map(str, violations))

@@ -35,6 +35,7 @@ from ksefnet_core.errors import (
     KsefBadRequest,
     KsefError,
     KsefNotYetAvailable,
+    KsefOperationFailed,
     KsefRateLimited,
     KsefServerError,
     KsefTimeoutError,
@@ -262,18 +263,38 @@ def test_dropped_answer_is_ambiguous_and_reconciled_by_hash(simulator):
     assert len(list(client.session_invoices(session.reference_number))) == 1
 
 
-def test_batch_session_in_several_parts(simulator):
+@pytest.mark.parametrize("compression", ["Zip", "TarGz"])
+def test_batch_session_in_several_parts(simulator, compression):
     client = token_client(simulator)
     xmls = {f"{i}.xml": invoice() for i in range(60)}
-    session, hashes = send_batch(client, xmls.items(), part_size=20_000)
+    session, hashes = send_batch(client, xmls.items(), part_size=1_000, compression=compression)
     assert len(hashes) == 60
     final = session.wait_until_processed(timeout=60, poll_interval=0.05)
     assert final.code == 200 and final.successful_invoice_count == 60
     statuses = list(session.invoices())
     assert {s.invoice_file_name for s in statuses} == set(xmls)
     assert all(is_valid_ksef_number(s.ksef_number) for s in statuses)
-    declared = store(simulator.app).sessions[session.reference_number].parts
-    assert len(declared) > 1, "the archive was split into several encrypted parts"
+    sim_session = store(simulator.app).sessions[session.reference_number]
+    assert len(sim_session.parts) > 1, "the archive was split into several encrypted parts"
+    assert sim_session.batch_file["compressionType"] == compression
+
+
+def test_batch_declared_as_targz_but_zipped_fails_to_decompress(simulator):
+    from ksefnet_core import sessions
+
+    client = token_client(simulator)
+    batch = sessions.prepare_batch([("1.xml", invoice())], compression="Zip")
+    batch.compression = "TarGz"  # a wrong declaration: KSeF cannot unpack the archive (430)
+    try:
+        session = sessions.BatchSession(client)
+        session.open(batch)
+        session.upload(batch)
+        session.close()
+    finally:
+        batch.cleanup()
+    with pytest.raises(KsefOperationFailed) as info:
+        session.wait_until_processed(timeout=10, poll_interval=0.05)
+    assert info.value.code == 430
 
 
 # -- typed errors ---------------------------------------------------------------------------------------------
@@ -343,7 +364,8 @@ def test_metadata_paging_and_single_download(simulator):
     assert sum(len(p.invoices) for p in own) == 0
 
 
-def test_export_package_is_decrypted_and_matches_its_metadata(simulator):
+@pytest.mark.parametrize("compression", [None, "Zip", "TarGz"])
+def test_export_package_is_decrypted_and_matches_its_metadata(simulator, compression):
     client = token_client(simulator)
     numbers = generate_purchases(simulator, 30)
     start = datetime.now(timezone.utc) - timedelta(days=30)
@@ -351,7 +373,12 @@ def test_export_package_is_decrypted_and_matches_its_metadata(simulator):
         client,
         {"subjectType": "Subject2", "dateRange": {"dateType": "PermanentStorage", "from": start.isoformat()}},
         poll_interval=0.05,
+        compression=compression,
     )
+    package = result.raw["package"]
+    assert package["compressionType"] == (compression or "Zip")  # required since API 2.9
+    suffix = ".tar.gz.aes" if compression == "TarGz" else ".zip.aes"
+    assert all(p["partName"].endswith(suffix) for p in package["parts"])
     got = {meta["ksefNumber"]: xml for meta, xml in result.invoices()}
     assert len(got) == numbers["count"] == 30
     assert all(fa3.parse(x).buyer.nip == NIP for x in got.values())

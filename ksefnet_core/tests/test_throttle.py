@@ -101,7 +101,7 @@ def test_client_paces_itself_below_the_simulators_limits(simulator):
     client.throttle.update_limits(client.rate_limits())  # the requests so far stay counted
     for _ in range(7):  # 7 calls at 3 per second: the throttle waits twice, the server never refuses
         client.context_limits()
-    sent = client.throttle._sent["other"]
+    sent = client.throttle._sent["other GET /limits/context"]  # the endpoint's own counter in "other"
     assert sent[-1] - sent[0] >= 2.0
 
 
@@ -115,3 +115,51 @@ def test_capacity_is_the_room_left_in_the_minute_and_hour_windows():
     assert throttle.capacity("g") == 4  # the minute window emptied; the hour has 4 of 8 left
     assert throttle.capacity("g", horizon=3600) == 5  # in an hour every window is empty again
     assert throttle.capacity("unknown") is None and throttle.capacity("free") is None
+
+
+def test_each_endpoint_of_other_counts_on_its_own():
+    throttle, clock = make({"other": (1, 30, 120)})
+    assert throttle.acquire("other", counter="GET /a") == 0
+    assert throttle.acquire("other", counter="GET /b") == 0  # another endpoint: its own window
+    assert throttle.acquire("other", counter="GET /a") == pytest.approx(1.0)
+    assert throttle.capacity("other", counter="GET /b") == 29
+
+
+def test_global_counts_every_request_once_it_has_a_limit():
+    throttle, clock = make({"g": (10, 100, 1000), "h": (10, 100, 1000), "global": (-1, -1, -1)})
+    for _ in range(5):
+        throttle.acquire("g")
+        throttle.acquire("h")
+    assert throttle.delay("g") == 0  # global is off (-1), as KSeF lists it
+    throttle.update_limits({"global": {"perSecond": 2, "perMinute": 100, "perHour": 1000}})
+    throttle.acquire("g")
+    throttle.acquire("h")
+    assert throttle.delay("g") == pytest.approx(1.0)  # two requests of any group fill the global second
+
+
+def test_update_limits_adopts_new_and_unknown_groups_and_ignores_junk():
+    throttle, _ = make({})
+    throttle.update_limits(
+        {
+            "onlineSessionClose": {"perSecond": 20, "perMinute": 60, "perHour": 240},
+            "someFutureGroup": {"perSecond": 5},  # windows left out: no limit in them
+            "global": {"perSecond": -1, "perMinute": -1, "perHour": -1},
+            "broken": {"perSecond": "many"},
+            "notAGroup": 7,
+        }
+    )
+    assert throttle.limits["onlineSessionClose"] == (20, 60, 240)
+    assert throttle.limits["someFutureGroup"] == (5, -1, -1)
+    assert "broken" not in throttle.limits and "notAGroup" not in throttle.limits
+    assert throttle.capacity("global") is None and not throttle.active("global")
+    throttle.update_limits(None)  # type: ignore[arg-type]  # a malformed answer changes nothing
+
+
+def test_default_limits_are_those_of_api_2_9():
+    from ksefnet_core.throttle import DEFAULT_LIMITS
+
+    assert DEFAULT_LIMITS["onlineSessionClose"] == (20, 60, 240)
+    assert DEFAULT_LIMITS["batchSessionClose"] == (20, 40, 120)
+    assert DEFAULT_LIMITS["onlineSession"] == (10, 30, 120)
+    assert DEFAULT_LIMITS["batchSession"] == (10, 20, 60)
+    assert DEFAULT_LIMITS["collectiveIdentifier"] == (20, 120, 240)

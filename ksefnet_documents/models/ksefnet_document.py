@@ -26,9 +26,9 @@ class KsefnetDocument(models.Model):
     classification_note = fields.Text("Why", readonly=True)
     classified_at = fields.Datetime(readonly=True)
 
-    def _on_arrival(self):
-        result = super()._on_arrival()
-        self.sudo()._classify()
+    def _on_arrival(self, invoices=None):
+        result = super()._on_arrival(invoices)
+        self.sudo()._classify(invoices)
         return result
 
     def _parsed_invoice(self):
@@ -57,8 +57,10 @@ class KsefnetDocument(models.Model):
         )
         return checked.result, "\n".join(checked.reasons)
 
-    def _classify(self):
-        """Run the validity check and the buffer's rules on these documents and store the result."""
+    def _classify(self, invoices=None):
+        """Run the validity check and the buffer's rules on these documents and store the result.
+        ``invoices``: {document id: parsed invoice} already at hand (else each XML is parsed here)."""
+        invoices = invoices or {}
         Rule = self.env["ksefnet.classification.rule"].sudo()
         Shop = self.env["ksefnet.shop"].sudo()
         now = fields.Datetime.now()
@@ -69,7 +71,7 @@ class KsefnetDocument(models.Model):
             )
             shop_by_code = {s.code: s.id for s in shops}
             for doc in self.filtered(lambda d, b=buffer: d.buffer_id == b):
-                invoice = doc._parsed_invoice()
+                invoice = invoices.get(doc.id) or doc._parsed_invoice()
                 validity, reasons = doc._validity_of(invoice)
                 facts = _facts(doc, invoice, validity)
                 values = {

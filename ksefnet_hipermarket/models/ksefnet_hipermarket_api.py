@@ -25,6 +25,7 @@ import xmlrpc.client
 from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
+from odoo.addons.ksefnet_buffer.models.ksefnet_document import AlreadySent
 from odoo.addons.ksefnet_buffer.models.ksefnet_watch import MODE_FOR_STATE
 from odoo.exceptions import AccessError, UserError, ValidationError
 
@@ -125,7 +126,9 @@ class KsefnetHipermarketApi(models.AbstractModel):
         """
         if not isinstance(invoices, list) or len(invoices) > MAX_BATCH:
             raise ValidationError(_("Submit a list of at most %(n)s invoices.", n=MAX_BATCH))
-        batch = self.with_context(ksefnet_defer_trigger=True, ksefnet_hm_buffers={})
+        batch = self.with_context(
+            ksefnet_defer_trigger=True, ksefnet_hm_buffers={}, ksefnet_hm_shops={}, ksefnet_hm_known={}
+        )
         results = batch._submit_new_at_once(invoices)
         for index, item in enumerate(invoices):
             if results[index] is None:  # known documents, repeated ids, or a batch that had to go one by one
@@ -243,25 +246,34 @@ class KsefnetHipermarketApi(models.AbstractModel):
     @api.model
     def _submit_new_at_once(self, invoices):
         """Store the valid invoices with new document ids in one go; the results for those and for the
-        refused ones, None for the rest (handled one by one)."""
+        refused ones, None for the rest (handled one by one, with the documents already looked up)."""
         results = [None] * len(invoices)
-        fresh, seen = [], set()
-        Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
+        checked = []
         for index, item in enumerate(invoices):
             try:
                 ref, buffer, shop, xml = self._checked(item)
-                offline = self._offline_arguments(item, buffer)
-                if (buffer.id, ref) in seen or Document.search_count(
-                    [("buffer_id", "=", buffer.id), ("source", "=", SOURCE), ("external_ref", "=", ref)],
-                    limit=1,
-                ):
-                    seen.add((buffer.id, ref))
-                    continue
-                seen.add((buffer.id, ref))
-                xml, invoice = Document._validate_sales_xml(buffer, xml)
-                fresh.append((index, buffer, (xml, invoice, ref, SOURCE, shop, offline or {})))
+                checked.append((index, ref, buffer, shop, xml, self._offline_arguments(item, buffer)))
             except Exception as exc:  # noqa: BLE001 - turned into this invoice's error by the same rules as below
                 results[index] = self._refusal(item, exc)
+        Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
+        known = self.env.context["ksefnet_hm_known"]
+        for buffer in {entry[2] for entry in checked}:  # one query per buffer for every id of the batch
+            refs = [ref for _i, ref, b, _s, _x, _o in checked if b == buffer]
+            known.update(
+                {(buffer.id, ref): doc for ref, doc in Document._known_refs(buffer, SOURCE, refs).items()}
+            )
+        fresh, seen = [], set()
+        for index, ref, buffer, shop, xml, offline in checked:
+            if (buffer.id, ref) in seen or (buffer.id, ref) in known:
+                seen.add((buffer.id, ref))
+                continue
+            seen.add((buffer.id, ref))
+            try:
+                xml, invoice = Document._validate_sales_xml(buffer, xml)
+            except Exception as exc:  # noqa: BLE001
+                results[index] = self._refusal(invoices[index], exc)
+                continue
+            fresh.append((index, buffer, (xml, invoice, ref, SOURCE, shop, offline or {})))
         for buffer in {b for _i, b, _e in fresh}:
             group = [(i, e) for i, b, e in fresh if b == buffer]
             try:
@@ -272,8 +284,9 @@ class KsefnetHipermarketApi(models.AbstractModel):
                     "HiperMarket batch for buffer %s stored one by one instead", buffer.nip, exc_info=True
                 )
                 continue
-            for (index, _entry), doc in zip(group, docs, strict=True):
+            for (index, entry), doc in zip(group, docs, strict=True):
                 results[index] = self._describe(doc, created=True)
+                known[(buffer.id, entry[2])] = doc
         return results
 
     @api.model
@@ -295,10 +308,21 @@ class KsefnetHipermarketApi(models.AbstractModel):
             raise _Refused(
                 "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop or "-")
             )
-        known = self.env["ksefnet.shop"].sudo().search([("buffer_id", "=", buffer.id)]).mapped("code")
+        known = self._shop_codes(buffer)
         if shop and known and shop not in known:
             raise _Refused("shop_code", "unknown", _("The buffer has no shop %(shop)s.", shop=shop))
         return ref, buffer, shop, _xml_bytes(self.env, item.get("xml"))
+
+    @api.model
+    def _shop_codes(self, buffer):
+        """The buffer's shop codes (memoised per call of the API)."""
+        memo = self.env.context.get("ksefnet_hm_shops")
+        if memo is not None and buffer.id in memo:
+            return memo[buffer.id]
+        codes = set(self.env["ksefnet.shop"].sudo().search([("buffer_id", "=", buffer.id)]).mapped("code"))
+        if memo is not None:
+            memo[buffer.id] = codes
+        return codes
 
     @api.model
     def _refusal(self, item, exc):
@@ -328,33 +352,28 @@ class KsefnetHipermarketApi(models.AbstractModel):
 
     @api.model
     def _store(self, buffer, ref, shop, xml, offline=None):
+        """One invoice through the document's submission service; its refusals as this API's errors."""
         Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
-        existing = Document.search(
-            [("buffer_id", "=", buffer.id), ("source", "=", SOURCE), ("external_ref", "=", ref)], limit=1
-        )
-        if not existing:
-            doc = Document._create_submitted(
-                buffer, xml, external_ref=ref, source=SOURCE, shop_code=shop, offline=offline
-            )
-            return self._describe(doc, created=True)
-        if not existing.with_user(self.env.user).with_context(active_test=False)._filtered_access("read"):
+        memo = self.env.context.get("ksefnet_hm_known") or {}
+        existing = memo.get((buffer.id, ref)) or Document._known_refs(buffer, SOURCE, [ref]).get(ref)
+        if existing and not existing.with_user(self.env.user)._filtered_access("read"):
             raise _Refused(
                 "document_id",
                 "forbidden",
                 _("Document %(ref)s belongs to a shop this user may not use.", ref=ref),
             )
-        self.env.cr.execute("SELECT id FROM ksefnet_document WHERE id = %s FOR UPDATE", [existing.id])
-        existing.invalidate_recordset()
-        if existing._xml() == xml:
-            return self._describe(existing, created=False)
-        never_sent = existing.state == "waiting" or (
-            existing.state == "error" and not existing.ksef_session_ref
-        )
-        if existing.state == "failure":
-            existing.action_correct(xml)
-        elif never_sent:
-            existing._replace_xml(xml)
-        else:
+        try:
+            doc, outcome = Document._submit(
+                buffer,
+                xml,
+                external_ref=ref,
+                source=SOURCE,
+                shop_code=shop,
+                existing=existing or False,
+                offline=offline,
+            )
+        except AlreadySent as exc:
+            sent = exc.document
             raise _Refused(
                 "document_id",
                 "already_sent",
@@ -362,15 +381,15 @@ class KsefnetHipermarketApi(models.AbstractModel):
                     "Document %(ref)s was already sent to KSeF (status %(state)s%(number)s); it cannot be "
                     "replaced. Issue a correction (KOR) as a new document.",
                     ref=ref,
-                    state=existing.state,
-                    number=_(", KSeF number %(number)s", number=existing.ksef_number)
-                    if existing.ksef_number
-                    else "",
+                    state=sent.state,
+                    number=_(", KSeF number %(number)s", number=sent.ksef_number) if sent.ksef_number else "",
                 ),
-            )
-        if shop and existing.shop_code != shop:
-            existing.write({"shop_code": shop})
-        return self._describe(existing, created=False, replaced=True)
+            ) from None
+        if outcome == "created":
+            return self._describe(doc, created=True)
+        if outcome == "same":
+            return self._describe(doc, created=False)
+        return self._describe(doc, created=False, replaced=True)
 
     # -- reading ----------------------------------------------------------------------------------------------
     @api.model
