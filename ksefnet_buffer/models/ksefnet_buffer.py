@@ -350,6 +350,76 @@ class KsefnetBuffer(models.Model):
     def action_set_offline_certificate(self):
         return self._open_credentials_wizard("offline_certificate")
 
+    def _store_offline_credential(self, credential, stored, password):
+        """Keep ``credential`` (checked for KOD II by the caller) as the buffer's Offline certificate:
+        ``stored`` is its PKCS#12 (or PEM) protected by ``password``; both sealed."""
+        self.ensure_one()
+        self.sudo().write(
+            {
+                "offline_certificate_file": self._seal(stored),
+                "offline_certificate_password": self._seal(password),
+                "offline_certificate_set": True,
+                "offline_certificate_subject": credential.subject_text,
+                "offline_certificate_serial": credential.serial_hex,
+                "offline_certificate_valid_from": credential.not_before.replace(tzinfo=None),
+                "offline_certificate_valid_to": credential.not_after.replace(tzinfo=None),
+            }
+        )
+
+    def action_enrol_offline_certificate(self):
+        """Obtain an Offline certificate from KSeF for the buffer: a new key pair and CSR here, KSeF's
+        certificate API (it needs the buffer to log in with a certificate, not a token), then kept like one
+        that was uploaded. The private key never leaves the buffer."""
+        self.ensure_one()
+        self.check_access("write")
+        if not self.env.user.has_group("ksefnet_buffer.group_ksef_admin"):
+            raise UserError(_("Only KSeF administrators can set credentials."))
+        import secrets
+
+        from ksefnet_core import ksef_certificates
+        from ksefnet_core.certificates import credential_to_pkcs12
+        from ksefnet_core.errors import KsefError
+        from ksefnet_core.offline import OfflineCertificateError, check_offline_credential
+
+        from .ksefnet_document import describe_ksef_error
+
+        if self.sudo().auth_method != "certificate":
+            raise UserError(
+                _(
+                    "KSeF issues certificates only to a subject that logged in with a certificate (XAdES): set "
+                    "the buffer's certificate first, or upload an Offline certificate obtained in KSeF."
+                )
+            )
+        poll = float(self.env["ir.config_parameter"].sudo().get_param("ksefnet_buffer.enrol_poll", 1.0))
+        try:
+            credential = ksef_certificates.enroll(
+                self._ksef_client(),
+                f"KSeFNet {self.name}"[:100],
+                ksef_certificates.OFFLINE,
+                poll_interval=poll,
+            )
+            check_offline_credential(credential)
+        except (KsefError, ValueError) as exc:
+            reason = (
+                self._offline_certificate_problem(exc)
+                if isinstance(exc, OfflineCertificateError)
+                else describe_ksef_error(self.env, exc)
+            )
+            raise UserError(
+                _("KSeF did not issue an Offline certificate: %(reason)s", reason=reason)
+            ) from None
+        password = secrets.token_urlsafe(24)
+        self._store_offline_credential(credential, credential_to_pkcs12(credential, password), password)
+        return self._notify(
+            _("Offline certificate"),
+            _(
+                "KSeF issued the Offline certificate %(serial)s, valid until %(date)s; it signs KOD II from now on.",
+                serial=credential.serial_hex,
+                date=credential.not_after.date().isoformat(),
+            ),
+            "success",
+        )
+
     def _compute_counts(self):
         data = self.env["ksefnet.document"]._read_group(
             [("buffer_id", "in", self.ids)], ["buffer_id", "direction", "state"], ["__count"]

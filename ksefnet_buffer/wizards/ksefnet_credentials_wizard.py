@@ -142,17 +142,8 @@ class KsefnetCredentialsWizard(models.TransientModel):
                     nip=buffer.nip,
                 )
             )
-        stored = self._as_stored(data, key, credential, password)
-        buffer.write(
-            {
-                "offline_certificate_file": buffer._seal(stored),
-                "offline_certificate_password": buffer._seal(password),
-                "offline_certificate_set": True,
-                "offline_certificate_subject": credential.subject_text,
-                "offline_certificate_serial": credential.serial_hex,
-                "offline_certificate_valid_from": credential.not_before.replace(tzinfo=None),
-                "offline_certificate_valid_to": credential.not_after.replace(tzinfo=None),
-            }
+        buffer._store_offline_credential(
+            credential, self._as_stored(data, key, credential, password), password
         )
 
     def action_save(self):

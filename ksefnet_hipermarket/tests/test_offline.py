@@ -208,3 +208,26 @@ class TestOfflineInvoices(KsefSimulatorCase):
         self.assertEqual(result["offline"]["kod1"]["label"], "OFFLINE")
         doc = self.env["ksefnet.document"].browse(result["id"])
         self.assertEqual(doc.offline_reason, "KSeF: failure")
+
+    def test_the_buffer_obtains_its_offline_certificate_from_ksef(self):
+        # KSeF issues certificates only after a certificate (XAdES) login: with the token, a clear refusal
+        with self.assertRaisesRegex(UserError, "logged in with a certificate"):
+            self.buffer.action_enrol_offline_certificate()
+        self.env["ir.config_parameter"].sudo().set_param("ksefnet_buffer.enrol_poll", "0.02")
+        seal = generate_test_credential(CertificateKind.COMPANY_SEAL, nip=self.nip)
+        self.set_certificate(self.buffer, credential_to_pkcs12(seal, "pieczec"), "pieczec")
+        action = self.buffer.action_enrol_offline_certificate()
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertTrue(self.buffer.offline_certificate_set)
+        self.assertEqual(self.buffer.auth_method, "certificate")  # the login certificate stays
+        credential = self.buffer._offline_credential()
+        self.assertEqual(offline.certificate_type(credential.certificate), "Offline")
+        self.assertNotEqual(credential.serial_hex, seal.serial_hex)
+        (result,) = self.api().submit([self.item("ENR-1", offline_mode="offline24")])
+        self.assertTrue(qr.verify_certificate_url(result["offline"]["kod2"]["url"], credential.certificate))
+        # a KSeF user may not do it
+        user = new_test_user(
+            self.env, login="ksef_user_enrol", groups="base.group_user,ksefnet_buffer.group_ksef_user"
+        )
+        with self.assertRaises(AccessError):
+            self.buffer.with_user(user).action_enrol_offline_certificate()
