@@ -689,22 +689,44 @@ class KsefnetDocument(models.Model):
         return self._queue_submitted(buffer, [(xml, invoice, external_ref, source, shop_code, offline or {})])
 
     @api.model
-    def _offline_values(self, mode, issued_at=None, reason=None):
+    def _offline_for_invoice(self, values, invoice):
+        """The offline ``values`` of a submission, with the deadline counted from the invoice's P_1 when that
+        is an earlier day than the moment given."""
+        if not values.get("offline_mode") or not invoice.issue_date:
+            return values
+        from datetime import timezone
+
+        from ksefnet_core.offline import warsaw_date
+
+        issued = values["offline_issued_at"].replace(tzinfo=timezone.utc)
+        if invoice.issue_date >= warsaw_date(issued):
+            return values
+        return self._offline_values(
+            values["offline_mode"],
+            issued,
+            values.get("offline_reason") or None,
+            issue_date=invoice.issue_date,
+        )
+
+    @api.model
+    def _offline_values(self, mode, issued_at=None, reason=None, issue_date=None):
         """The stored values of an invoice issued offline in ``mode`` at ``issued_at`` (an aware date-time,
         default now): its deadline by ksefnet_core.offline. KSeF's own outage (unavailability, failure) is
         taken to end now, which gives the earliest deadline it can have: the buffer sends as soon as KSeF
-        answers anyway. ValidationError for an unknown mode or a moment without a time zone."""
+        answers anyway. ``issue_date``: the invoice's P_1, KSeF's date of issue: when it is an earlier day, the
+        deadline counts from it. ValidationError for an unknown mode or a moment without a time zone."""
         from datetime import timezone
 
         from ksefnet_core import offline
 
         now = fields.Datetime.now().replace(tzinfo=timezone.utc)
         issued_at = (issued_at or now).replace(microsecond=0)
+        anchor = _offline_anchor(issued_at, issue_date)
         try:
             outages = []
             if mode in ("unavailability", "failure"):
-                outages.append(offline.Outage(offline.OutageKind(mode), min(issued_at, now)))
-            deadline = offline.send_deadline(mode, issued_at, outages, now=max(now, issued_at))
+                outages.append(offline.Outage(offline.OutageKind(mode), min(anchor, now)))
+            deadline = offline.send_deadline(mode, anchor, outages, now=max(now, anchor))
         except offline.OfflineError as exc:
             raise ValidationError(str(exc)) from None
         return {
@@ -729,7 +751,7 @@ class KsefnetDocument(models.Model):
                 external_ref=external_ref,
                 source=source,
                 shop_code=shop_code,
-                **(extra[0] if extra else {}),
+                **self._offline_for_invoice(extra[0] if extra else {}, invoice),
             )
             for _xml, invoice, external_ref, source, shop_code, *extra in entries
         ]
@@ -939,6 +961,18 @@ def invoice_error_message(env, exc):
     if len(exc.issues) > 20:
         lines.append(env._("... and %(n)s more problems.", n=len(exc.issues) - 20))
     return "\n".join(lines)
+
+
+def _offline_anchor(issued_at, issue_date):
+    """The moment an offline deadline counts from: ``issued_at``, or midday of the invoice's P_1 in Warsaw
+    when that is an earlier day (KSeF takes P_1 as the date of issue)."""
+    from datetime import datetime, time
+
+    from ksefnet_core.offline import WARSAW, warsaw_date
+
+    if issue_date and issue_date < warsaw_date(issued_at):
+        return datetime.combine(issue_date, time(12), WARSAW)
+    return issued_at
 
 
 def _cannot_show(message):

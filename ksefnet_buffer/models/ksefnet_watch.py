@@ -15,6 +15,8 @@ from odoo import _, api, fields, models
 from ksefnet_core import latarnia
 from ksefnet_core.offline import OfflineError, Outage, OutageKind, send_deadline
 
+from .ksefnet_document import _offline_anchor
+
 _logger = logging.getLogger(__name__)
 
 AVAILABILITY = [
@@ -197,7 +199,9 @@ class KsefnetDocument(models.Model):
         )
         now = fields.Datetime.now().replace(tzinfo=timezone.utc)
         for doc in docs:
-            issued = (doc.offline_issued_at or doc.create_date).replace(tzinfo=timezone.utc)
+            issued = _offline_anchor(
+                (doc.offline_issued_at or doc.create_date).replace(tzinfo=timezone.utc), doc.issue_date
+            )
             known = list(outages)
             if doc.offline_mode != "offline24":
                 kind = OutageKind(doc.offline_mode)

@@ -231,3 +231,16 @@ class TestOfflineInvoices(KsefSimulatorCase):
         )
         with self.assertRaises(AccessError):
             self.buffer.with_user(user).action_enrol_offline_certificate()
+
+    def test_the_deadline_counts_from_the_invoice_date_when_it_is_earlier(self):
+        from datetime import date, time
+
+        p1 = date.today() - timedelta(days=10)  # far enough back that no run of days off bridges it
+        item = dict(self.item("P1-1", offline_mode="offline24"), xml=self.invoice(issue_date=p1).decode())
+        (result,) = self.api().submit([item])
+        self.assertTrue(result["ok"], result)
+        doc = self.env["ksefnet.document"].browse(result["id"])
+        from_p1 = offline.send_deadline("offline24", datetime.combine(p1, time(12), offline.WARSAW)).until
+        self.assertEqual(doc.offline_deadline, from_p1.replace(tzinfo=None))
+        from_now = offline.send_deadline("offline24", datetime.now(timezone.utc)).until
+        self.assertLess(doc.offline_deadline, from_now.replace(tzinfo=None))
