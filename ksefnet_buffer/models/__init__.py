@@ -6,5 +6,6 @@ from . import (
     ksefnet_downloader,
     ksefnet_sender,
     ksefnet_session,
+    ksefnet_watch,
     res_users,
 )
