@@ -237,8 +237,12 @@ def generate_test_credential(
     key_type: str = "RSA",
     common_name: str | None = None,
     valid_days: int = 365,
+    offline: bool = False,
 ) -> Credential:
-    """A self-signed certificate of the given kind, like the ones KSeF TEST accepts (for tests and demos)."""
+    """A self-signed certificate of the given kind, like the ones KSeF TEST accepts (for tests and demos).
+
+    ``offline``: an Offline-type KSeF certificate (key usage Non-Repudiation only, signs KOD II) instead of
+    one that authenticates (Digital Signature)."""
     key: PrivateKey = (
         rsa.generate_private_key(public_exponent=65537, key_size=2048)
         if key_type.upper() == "RSA"
@@ -280,7 +284,7 @@ def generate_test_credential(
         )  # negative: expired
         .not_valid_after(now + timedelta(days=valid_days))
         .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
+            x509.KeyUsage(not offline, True, False, False, False, False, False, False, False), critical=True
         )
         .sign(key, hashes.SHA256())
     )

@@ -1165,6 +1165,29 @@ def _qr(
     )
 
 
+def _kod2(url: str | None) -> Html | None:
+    """KOD II of an offline invoice: it confirms the issuer (kody-qr.md), labelled CERTYFIKAT."""
+    if not url:
+        return None
+    png = qr.qr_png(url, qr.CERTIFICATE_LABEL, scale=3)
+    image = tag(
+        "img",
+        src="data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+        alt=f"Kod QR weryfikacji wystawcy: {qr.CERTIFICATE_LABEL}",
+        title=qr.CERTIFICATE_LABEL,
+    )
+    text = tag(
+        "div",
+        tag("p", "Faktura wystawiona w trybie offline: kod potwierdza tożsamość wystawcy.", s="kind"),
+        tag("p", tag("a", url, href=url, target="_blank", rel="noopener noreferrer"), s="p"),
+        _kv("Oznaczenie kodu", qr.CERTIFICATE_LABEL),
+    )
+    return _section(
+        "Kod QR weryfikacji wystawcy (KOD II)",
+        tag("table", tag("tr", tag("td", image, s="qr"), tag("td", text, s="cell")), s="layout"),
+    )
+
+
 def _made_by(invoice: fa3.Invoice) -> Html | None:
     made = [
         _kv("Wytworzona w", invoice.system_info),
@@ -1189,12 +1212,14 @@ def invoice_html(
     ksef_number: str | None = None,
     environment: Environment | None = None,
     page: bool = False,
+    certificate_url: str | None = None,
 ) -> str:
     """The invoice ``xml`` (the exact bytes, as sent to KSeF) as safe HTML, labelled in Polish.
 
     ``ksef_number``: the invoice's KSeF number, when it has one (shown in the header and under the QR code).
     ``environment``: the KSeF environment whose verification address the KOD I QR code points to; without it
-    no QR code is drawn. ``page``: a whole HTML document instead of a fragment.
+    no QR code is drawn. ``page``: a whole HTML document instead of a fragment. ``certificate_url``: the KOD II
+    link of an invoice issued offline (:func:`ksefnet_core.offline.kod2_url`), drawn under KOD I.
     """
     if not isinstance(xml, bytes):
         raise VisualisationError("the invoice must be given as the XML file's bytes")
@@ -1221,6 +1246,7 @@ def invoice_html(
         _footer(root),
         _attachment(root),
         _qr(invoice, xml, ksef_number, environment),
+        _kod2(certificate_url),
         _made_by(invoice),
         s="root",
         class_="ksefnet-invoice",

@@ -8,7 +8,10 @@
    Polish) and a HiperMarket integration user with an API key (English, as an integration writes);
 3. starts Odoo, downloads and classifies the purchase invoices, and plays HiperMarket with the reference
    client (tools/hipermarket_client.py): submits a handful of sales invoices and prints their KSeF numbers;
-4. prints the Odoo address and the logins, and keeps running until Ctrl-C (``--no-wait`` stops at once).
+4. plays an outage (``--no-outage`` skips it): KSeF fails (the simulator's Latarnia announces it, its API answers
+   503), HiperMarket keeps issuing invoices offline and gets KOD I and KOD II at once, KSeF comes back, the
+   buffer sends them with offlineMode true and the numbers arrive through the change feed;
+5. prints the Odoo address and the logins, and keeps running until Ctrl-C (``--no-wait`` stops at once).
 
 Without an Odoo 18 installation (ODOO_PATH, default /opt/odoo) it runs the protocol core's demo instead.
 """
@@ -104,6 +107,84 @@ def polish_history(url: str, limit: int = 4) -> list[str]:
     return [event["message"] for event in events]
 
 
+OFFLINE_CERT = """
+buffer = env["ksefnet.buffer"].search([("nip", "=", "%(nip)s")])
+buffer.latarnia_url = "%(latarnia)s"
+env["ksefnet.credentials.wizard"].create({"buffer_id": buffer.id, "method": "offline_certificate",
+    "certificate_file": "%(p12)s", "certificate_password": "%(password)s"}).action_save()
+env.cr.commit()
+"""
+WATCH = """
+env["ksefnet.buffer"].search([])._watch_ksef()
+env.cr.commit()
+print("STATE=" + ",".join(env["ksefnet.buffer"].search([]).mapped("ksef_availability")))
+"""
+
+
+def play_outage(sim, odoo, hm, stamp, shops, workdir):
+    """KSeF fails, HiperMarket issues offline invoices with KOD I/KOD II, KSeF returns, numbers arrive."""
+    import base64
+    import secrets
+
+    from ksefnet_core.certificates import credential_to_pkcs12
+    from ksefnet_core.offline import generate_offline_credential
+
+    password = secrets.token_urlsafe(12)
+    credential = generate_offline_credential(NIP, key_type="EC")
+    p12 = base64.b64encode(credential_to_pkcs12(credential, password)).decode()
+    odoo.shell(OFFLINE_CERT % {"nip": NIP, "latarnia": sim.base_url, "p12": p12, "password": password})
+    print("\nOutage: the buffer holds an Offline certificate (it signs KOD II). KSeF fails now...")
+    control = f"{sim.base_url}/_simulator/latarnia"
+    requests.post(
+        control,
+        json={
+            "status": "FAILURE",
+            "message": {"title": "Awaria KSeF", "text": "Trwa usuwanie awarii (symulacja)."},
+        },
+        timeout=10,
+    ).raise_for_status()
+    odoo.shell(WATCH)
+    seen = hm.availability(NIP)
+    print(
+        f"  HiperMarket asks the buffer: KSeF is {seen['state']}; invoices are issued as {seen['offline_mode']}"
+    )
+    batch = [
+        (f"FV/{stamp}/OFF{i + 1}/{shops[i % 3]}", shops[i % 3],
+         sample_invoice(seller_nip=NIP, number=f"FV/{stamp}/OFF{i + 1}", issue_date=date.today()))
+        for i in range(3)
+    ]  # fmt: skip
+    results = hm.submit(NIP, batch, offline_mode="auto")
+    for result in results:
+        block = result.get("offline") or {}
+        for name in ("kod1", "kod2"):
+            code = block.get(name)
+            if code:
+                path = workdir / f"{result['document_id'].replace('/', '_')}-{name}.png"
+                path.write_bytes(code["png"])
+        kod2 = block.get("kod2")
+        print(f"  {result['document_id']}: {block.get('mode')}, send by {block.get('deadline')} UTC")
+        print(f"    KOD I  [{block['kod1']['label']}] {block['kod1']['url']}")
+        print(
+            f"    KOD II [{kod2['label'] if kod2 else '-'}] {kod2['url'] if kod2 else block.get('kod2_error')}"
+        )
+    print(f"  (the QR images are in {workdir})")
+    time.sleep(2)
+    print("KSeF is back...")
+    requests.post(control, json={"status": "AVAILABLE"}, timeout=10).raise_for_status()
+    odoo.shell(WATCH)
+    ids = [r["document_id"] for r in results if r["ok"]]
+    until = time.monotonic() + 180
+    while True:  # still "error" from the outage until the sender's next round: wait for the numbers
+        statuses = {s["document_id"]: s for s in hm.status(NIP, ids)}
+        if all(s["status"] in ("sent", "failure") for s in statuses.values()) or time.monotonic() > until:
+            break
+        time.sleep(1)
+    print("  the buffer sent the offline invoices (offlineMode: true); KSeF numbers came back:")
+    for document_id, status in statuses.items():
+        print(f"  {document_id}: {status['status']} KSeF number {status['ksef_number'] or '-'}")
+    hm.acknowledge(NIP, [d for d, s in statuses.items() if s["ksef_number"]])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -113,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8069, help="Odoo's port (0: any free one)")
     parser.add_argument("--interface", default="127.0.0.1", help="where Odoo listens (loopback by default)")
     parser.add_argument("--no-wait", action="store_true", help="stop at the end instead of serving Odoo")
+    parser.add_argument("--no-outage", action="store_true", help="do not play a KSeF outage")
     args = parser.parse_args(argv)
     if not odoo_available():
         print(
@@ -160,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         for document_id, status in statuses.items():
             print(f"  {document_id}: {status['status']} KSeF number {status['ksef_number'] or '-'}")
         hm.acknowledge(NIP, [d for d, s in statuses.items() if s["ksef_number"]])
+        if not args.no_outage:
+            play_outage(sim, odoo, hm, stamp, shops, workdir)
         print(
-            "The accountant (ksiegowa, Polish) reads the history HiperMarket's English-speaking user caused:"
+            "\nThe accountant (ksiegowa, Polish) reads the history HiperMarket's English-speaking user caused:"
         )
         for line in polish_history(url):
             print(f"  {line}")

@@ -10,11 +10,19 @@ HiperMarket's integrators can read and copy it. It talks to Odoo's XML-RPC endpo
     feed = hm.changes("5265877635", cursor)     # new KSeF numbers since the last cursor
     hm.acknowledge("5265877635", [c["document_id"] for c in feed["changes"] if c["ksef_number"]])
 
+When KSeF is down (or by the seller's choice, offline24), invoices are issued offline; print KOD I and KOD II
+from the answer at once, the KSeF number arrives through the change feed later as for any invoice:
+
+    if hm.availability("5265877635")["offline_mode"]:        # or always pass offline_mode="auto"
+        (res,) = hm.submit("5265877635", [("FV/13/2026/SKLEP12", "SKLEP12", xml_bytes)], offline_mode="auto")
+        print_on_receipt(res["offline"]["kod1"]["png"], res["offline"]["kod2"]["png"])  # bytes, labelled
+
 Command line (for trying things out):
 
     python tools/hipermarket_client.py --url http://127.0.0.1:8069 --db ksefnet --login hipermarket \\
         --api-key-file key.txt --nip 5265877635 submit FV-1:SKLEP12:invoice.xml
     ... status FV-1 | changes [--cursor N] | ack FV-1 | upo FV-1 --out upo.xml | qr FV-1 --out kod.png
+    ... availability | submit --offline-mode offline24 --offline-reason "no link" --out-dir codes FV-2:SKLEP12:f.xml
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 import time
 import xmlrpc.client
@@ -63,22 +72,55 @@ class HiperMarketClient:
             ) from None
 
     # -- the API ------------------------------------------------------------------------------------------
-    def submit(self, buffer_nip: str, invoices: Iterable[tuple[str, str, bytes]]) -> list[dict]:
+    def submit(
+        self,
+        buffer_nip: str,
+        invoices: Iterable[tuple[str, str, bytes]],
+        *,
+        offline_mode: str | None = None,
+        offline_reason: str | None = None,
+        issued_at: str | None = None,
+    ) -> list[dict]:
         """Submit (document id, shop code, FA(3) XML bytes) triples; one result per invoice, in order.
 
         A result is {"ok": True, "document_id", "id", "status", "ksef_number", ...} or {"ok": False,
         "document_id", "error": {"field", "code", "message"}}. Submitting the same document again is safe.
+
+        ``offline_mode`` ("offline24", "unavailability", "failure", "total_failure", or "auto": the buffer
+        decides from KSeF's availability) submits the invoices as issued offline, at ``issued_at`` (ISO 8601
+        with offset; default now): such a result has "offline": {"mode", "issued_at", "deadline", "kod1",
+        "kod2", "kod2_error"}, each code {"url", "label", "png"} with the PNG as bytes.
         """
+        extra = {
+            key: value
+            for key, value in (
+                ("offline_mode", offline_mode),
+                ("offline_reason", offline_reason),
+                ("issued_at", issued_at),
+            )
+            if value
+        }
         items = [
             {
                 "buffer_nip": buffer_nip,
                 "document_id": document_id,
                 "shop_code": shop_code,
                 "xml": base64.b64encode(xml).decode("ascii"),
+                **extra,
             }
             for document_id, shop_code, xml in invoices
         ]
-        return self._call("submit", items)  # type: ignore[return-value]
+        results: list[dict] = self._call("submit", items)  # type: ignore[assignment]
+        for result in results:
+            for code in (result.get("offline") or {}).get("kod1"), (result.get("offline") or {}).get("kod2"):
+                if code:
+                    code["png"] = base64.b64decode(code.pop("png_base64"))
+        return results
+
+    def availability(self, buffer_nip: str) -> dict:
+        """{"state": available | maintenance | failure | total_failure | unreachable, "messages", "checked_at",
+        "offline_mode": what "auto" would choose now (False: online)}."""
+        return self._call("availability", buffer_nip)  # type: ignore[return-value]
 
     def status(self, buffer_nip: str, document_ids: list[str]) -> list[dict]:
         return self._call("status", buffer_nip, document_ids)  # type: ignore[return-value]
@@ -105,9 +147,14 @@ class HiperMarketClient:
         return base64.b64decode(answer["upo_xml_base64"])  # type: ignore[index]
 
     def qr(self, buffer_nip: str, document_id: str) -> dict:
-        """{"url", "label", "png"} of the invoice's KOD I (png as bytes)."""
+        """{"url", "label", "png", "svg", "kod2"} of the invoice's KOD I (images as bytes); "kod2" is KOD II of
+        an offline invoice ({"url", "label", "png", "svg"}) or False."""
         answer = dict(self._call("qr", buffer_nip, document_id))  # type: ignore[arg-type]
-        answer["png"] = base64.b64decode(answer.pop("png_base64"))
+        for code in (answer, answer.get("kod2")):
+            if code:
+                code["png"] = base64.b64decode(code.pop("png_base64"))
+                if "svg_base64" in code:
+                    code["svg"] = base64.b64decode(code.pop("svg_base64"))
         return answer
 
     def wait_for_numbers(
@@ -152,10 +199,16 @@ def main(argv: list[str] | None = None) -> int:
         "--api-key-file", required=True, help="a file holding the API key (not on the command line)"
     )
     parser.add_argument("--nip", required=True, help="the buffer's NIP")
-    parser.add_argument("command", choices=["submit", "status", "changes", "ack", "upo", "qr"])
+    parser.add_argument(
+        "command", choices=["submit", "status", "changes", "ack", "upo", "qr", "availability"]
+    )
     parser.add_argument("args", nargs="*")
     parser.add_argument("--cursor", type=int, default=0)
     parser.add_argument("--out")
+    parser.add_argument("--offline-mode", help="submit as issued offline: offline24, failure, ... or auto")
+    parser.add_argument("--offline-reason")
+    parser.add_argument("--issued-at", help="ISO 8601 with offset, default now")
+    parser.add_argument("--out-dir", help="where submit writes the KOD I / KOD II images of offline invoices")
     args = parser.parse_args(argv)
     with open(args.api_key_file, encoding="utf-8") as fh:
         key = fh.read().strip()
@@ -166,7 +219,28 @@ def main(argv: list[str] | None = None) -> int:
             document_id, shop, path = spec.split(":", 2)
             with open(path, "rb") as fh:
                 triples.append((document_id, shop, fh.read()))
-        result: object = client.submit(args.nip, triples)
+        results = client.submit(
+            args.nip,
+            triples,
+            offline_mode=args.offline_mode,
+            offline_reason=args.offline_reason,
+            issued_at=args.issued_at,
+        )
+        for item in results:
+            block = item.get("offline") or {}
+            for name in ("kod1", "kod2"):
+                code = block.get(name)
+                if not code:
+                    continue
+                png = code.pop("png")
+                if args.out_dir:
+                    path = os.path.join(args.out_dir, f"{item['document_id'].replace('/', '_')}-{name}.png")
+                    with open(path, "wb") as fh:
+                        fh.write(png)
+                    code["out"] = path
+        result: object = results
+    elif args.command == "availability":
+        result = client.availability(args.nip)
     elif args.command == "status":
         result = client.status(args.nip, args.args)
     elif args.command == "changes":
@@ -185,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.out, "wb") as fh:
                 fh.write(code["png"])
         result = {"url": code["url"], "label": code["label"], "out": args.out}
+        if code.get("kod2"):
+            result["kod2"] = {"url": code["kod2"]["url"], "label": code["kod2"]["label"]}
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
 

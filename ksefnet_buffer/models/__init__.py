@@ -7,5 +7,6 @@ from . import (
     ksefnet_downloader,
     ksefnet_sender,
     ksefnet_session,
+    ksefnet_watch,
     res_users,
 )

@@ -48,7 +48,13 @@ DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8800/v2"
 CONFIG_SEALING_KEY = "ksefnet_sealing_key"
 FILE_SEALED_PREFIX = "sealed:file:v1:"
 #: the sealed secrets of a buffer
-SECRET_FIELDS = ("ksef_token", "certificate_file", "certificate_password")
+SECRET_FIELDS = (
+    "ksef_token",
+    "certificate_file",
+    "certificate_password",
+    "offline_certificate_file",
+    "offline_certificate_password",
+)
 #: warn this many days before the certificate expires
 CERTIFICATE_WARNING_DAYS = 30
 #: the longest one request waits for KSeF's rate limits; a longer wait ends that step (other work goes on)
@@ -123,6 +129,17 @@ class KsefnetBuffer(models.Model):
     credentials_updated_at = fields.Datetime(readonly=True, copy=False)
     credentials_updated_by = fields.Many2one("res.users", readonly=True, copy=False)
     last_connection_at = fields.Datetime(readonly=True, copy=False)
+    # the Offline-type KSeF certificate that signs KOD II of offline invoices (never used to authenticate)
+    offline_certificate_file = fields.Text(groups="ksefnet_buffer.group_ksef_admin", copy=False)
+    offline_certificate_password = fields.Char(groups="ksefnet_buffer.group_ksef_admin", copy=False)
+    offline_certificate_set = fields.Boolean("Offline certificate set", readonly=True, copy=False)
+    offline_certificate_subject = fields.Char("Offline certificate subject", readonly=True, copy=False)
+    offline_certificate_serial = fields.Char("Offline certificate serial", readonly=True, copy=False)
+    offline_certificate_valid_from = fields.Datetime(
+        "Offline certificate valid from", readonly=True, copy=False
+    )
+    offline_certificate_valid_to = fields.Datetime("Offline certificate valid to", readonly=True, copy=False)
+    offline_certificate_warning = fields.Char(compute="_compute_offline_certificate_warning")
     last_connection_result = message_field("last_connection_result", "Last Connection Result")
     last_connection_result_source = source_field("Last Connection Result (as written)")
     last_connection_result_template = template_field("Last Connection Result (template)")
@@ -206,6 +223,11 @@ class KsefnetBuffer(models.Model):
     count_failure = fields.Integer("Failure", compute="_compute_counts")
     count_error = fields.Integer("Error", compute="_compute_counts")
     count_purchases = fields.Integer("Purchases", compute="_compute_counts")
+    count_offline_due = fields.Integer(
+        "Offline deadlines",
+        compute="_compute_counts",
+        help="Offline invoices not yet in KSeF whose deadline is less than a day away or has passed.",
+    )
 
     _sql_constraints = [
         ("nip_unique", "unique(nip)", "There is already a buffer for this NIP: one buffer serves one NIP."),
@@ -271,6 +293,144 @@ class KsefnetBuffer(models.Model):
                     )
             buffer.certificate_expiry_warning = warning
 
+    @api.depends("offline_certificate_valid_to", "offline_certificate_set")
+    def _compute_offline_certificate_warning(self):
+        now = fields.Datetime.now()
+        for buffer in self:
+            warning = False
+            if buffer.offline_certificate_set and buffer.offline_certificate_valid_to:
+                days = (buffer.offline_certificate_valid_to - now).days
+                if buffer.offline_certificate_valid_to < now:
+                    warning = _(
+                        "The Offline certificate has expired: offline invoices get no KOD II. Set a new one."
+                    )
+                elif days <= CERTIFICATE_WARNING_DAYS:
+                    warning = _(
+                        "The Offline certificate expires in %(days)s days: set a new one before it does.",
+                        days=days,
+                    )
+            buffer.offline_certificate_warning = warning
+
+    def _offline_credential(self):
+        """The Offline certificate with its key, checked for KOD II now; UserError says why it cannot be."""
+        self.ensure_one()
+        from ksefnet_core.certificates import CredentialError, load_credential
+        from ksefnet_core.offline import OfflineCertificateError, check_offline_credential
+
+        me = self.sudo()
+        if not me.offline_certificate_set or not me.offline_certificate_file:
+            raise user_error(
+                self.env,
+                _lt("Buffer %(name)s holds no Offline certificate: KOD II cannot be signed.", name=me.name),
+            )
+        password = self._unseal(me.offline_certificate_password).decode("utf-8") or None
+        try:
+            credential = load_credential(self._unseal(me.offline_certificate_file), password)
+            check_offline_credential(credential)
+        except (CredentialError, OfflineCertificateError) as exc:
+            raise user_error(
+                self.env,
+                _lt("KOD II cannot be signed: %(reason)s", reason=self._offline_certificate_problem(exc)),
+            ) from None
+        return credential
+
+    @api.model
+    def _offline_certificate_problem(self, exc):
+        """Why a certificate cannot sign KOD II, as a message part (render it where text is needed)."""
+        code, day = getattr(exc, "code", None), getattr(exc, "day", None)
+        day = day.isoformat() if day else "-"
+        if code == "authentication":
+            return _lt(
+                "this is an Authentication-type KSeF certificate (key usage Digital Signature); KOD II must be "
+                "signed with an Offline-type KSeF certificate (key usage Non-Repudiation)."
+            )
+        if code == "not_offline":
+            return _lt("this is not an Offline-type KSeF certificate (key usage Non-Repudiation).")
+        if code == "expired":
+            return _lt(
+                "the Offline certificate expired on %(date)s. Enrol a new Offline certificate in KSeF.",
+                date=day,
+            )
+        if code == "not_yet_valid":
+            return _lt("the Offline certificate is valid only from %(date)s.", date=day)
+        from .ksefnet_errors import credential_reason
+
+        return credential_reason(exc)  # a certificate that cannot be read at all
+
+    def action_set_offline_certificate(self):
+        return self._open_credentials_wizard("offline_certificate")
+
+    def _store_offline_credential(self, credential, stored, password):
+        """Keep ``credential`` (checked for KOD II by the caller) as the buffer's Offline certificate:
+        ``stored`` is its PKCS#12 (or PEM) protected by ``password``; both sealed."""
+        self.ensure_one()
+        self.sudo().write(
+            {
+                "offline_certificate_file": self._seal(stored),
+                "offline_certificate_password": self._seal(password),
+                "offline_certificate_set": True,
+                "offline_certificate_subject": credential.subject_text,
+                "offline_certificate_serial": credential.serial_hex,
+                "offline_certificate_valid_from": credential.not_before.replace(tzinfo=None),
+                "offline_certificate_valid_to": credential.not_after.replace(tzinfo=None),
+            }
+        )
+
+    def action_enrol_offline_certificate(self):
+        """Obtain an Offline certificate from KSeF for the buffer: a new key pair and CSR here, KSeF's
+        certificate API (it needs the buffer to log in with a certificate, not a token), then kept like one
+        that was uploaded. The private key never leaves the buffer."""
+        self.ensure_one()
+        self.check_access("write")
+        if not self.env.user.has_group("ksefnet_buffer.group_ksef_admin"):
+            raise UserError(_("Only KSeF administrators can set credentials."))
+        import secrets
+
+        from ksefnet_core import ksef_certificates
+        from ksefnet_core.certificates import credential_to_pkcs12
+        from ksefnet_core.errors import KsefError
+        from ksefnet_core.offline import OfflineCertificateError, check_offline_credential
+
+        from .ksefnet_document import describe_ksef_error
+
+        if self.sudo().auth_method != "certificate":
+            raise UserError(
+                _(
+                    "KSeF issues certificates only to a subject that logged in with a certificate (XAdES): set "
+                    "the buffer's certificate first, or upload an Offline certificate obtained in KSeF."
+                )
+            )
+        poll = float(self.env["ir.config_parameter"].sudo().get_param("ksefnet_buffer.enrol_poll", 1.0))
+        try:
+            credential = ksef_certificates.enroll(
+                self._ksef_client(),
+                f"KSeFNet {self.name}"[:100],
+                ksef_certificates.OFFLINE,
+                poll_interval=poll,
+            )
+            check_offline_credential(credential)
+        except (KsefError, ValueError) as exc:
+            reason = render(
+                self.env,
+                self._offline_certificate_problem(exc)
+                if isinstance(exc, OfflineCertificateError)
+                else describe_ksef_error(self.env, exc),
+            )
+            raise UserError(
+                _("KSeF did not issue an Offline certificate: %(reason)s", reason=reason)
+            ) from None
+        password = secrets.token_urlsafe(24)
+        self._store_offline_credential(credential, credential_to_pkcs12(credential, password), password)
+        return self._notify(
+            _("Offline certificate"),
+            _(
+                "KSeF issued the Offline certificate %(serial)s, valid until %(date)s; it signs KOD II from now on.",
+                serial=credential.serial_hex,
+                date=credential.not_after.date().isoformat(),
+            ),
+            "success",
+        )
+
     def _compute_counts(self):
         data = self.env["ksefnet.document"]._read_group(
             [("buffer_id", "in", self.ids)], ["buffer_id", "direction", "state"], ["__count"]
@@ -282,6 +442,12 @@ class KsefnetBuffer(models.Model):
             buffer.count_purchases = sum(
                 n for (b, d, _s), n in counts.items() if b == buffer.id and d == "purchase"
             )
+        due = self.env["ksefnet.document"]._read_group(
+            [("buffer_id", "in", self.ids), ("offline_deadline_near", "=", True)], ["buffer_id"], ["__count"]
+        )
+        due_counts = {buffer.id: count for buffer, count in due}
+        for buffer in self:
+            buffer.count_offline_due = due_counts.get(buffer.id, 0)
 
     # -- KSeF connection ------------------------------------------------------------------------------
     def _environment(self):
@@ -530,7 +696,11 @@ class KsefnetBuffer(models.Model):
         self.check_access("write")
         return {
             "type": "ir.actions.act_window",
-            "name": _("Set KSeF token") if method == "token" else _("Set certificate"),
+            "name": {
+                "token": _("Set KSeF token"),
+                "certificate": _("Set certificate"),
+                "offline_certificate": _("Set Offline certificate"),
+            }[method],
             "res_model": "ksefnet.credentials.wizard",
             "view_mode": "form",
             "target": "new",
@@ -548,6 +718,8 @@ class KsefnetBuffer(models.Model):
         state = self.env.context.get("ksefnet_state")
         if state:
             action["domain"].append(("state", "=", state))
+        if self.env.context.get("ksefnet_offline_due"):
+            action["domain"].append(("offline_deadline_near", "=", True))
         action["context"] = {"default_buffer_id": self.id}
         return action
 
@@ -660,6 +832,8 @@ class KsefnetBuffer(models.Model):
             "engine_last_run_at": fields.Datetime.now(),
             **self._warning_values(),
         }
+        if getattr(rnd, "ksef_answered", None) is not None:  # what the round tells about KSeF's availability
+            values.update(self._record_answers(rnd.ksef_answered))
         self._row_write("report", lambda: self.sudo().write(values) and self.env.flush_all())
 
     @api.model

@@ -69,6 +69,15 @@ TRANSITIONS = {
     "sent": set(),
 }
 UPO_STATES = [("pending", "Awaiting UPO"), ("stored", "UPO stored")]
+#: the offline modes of tryby-offline.md (ksefnet_core.offline.OfflineMode)
+OFFLINE_MODES = [
+    ("offline24", "Offline24 (the seller's choice)"),
+    ("unavailability", "Announced KSeF unavailability"),
+    ("failure", "Announced KSeF failure"),
+    ("total_failure", "Total KSeF failure"),
+]
+#: a deadline this close counts as approaching (the Overview, the filter, the sender's order)
+DEADLINE_WARNING = timedelta(hours=24)
 #: what a person may change on a document (other addons add theirs in _user_writable_fields); everything else
 #: (status, KSeF number, hashes, references, UPO, retry fields, amounts) changes only through the buffer's own
 #: methods, which write as superuser. A context flag would not do: RPC callers set the context themselves.
@@ -293,6 +302,33 @@ class KsefnetDocument(models.Model):
         help="Automatic retries are exhausted: a person should look at it.",
     )
 
+    # issued offline (tryby-offline.md): sent with offlineMode true by the deadline
+    offline_mode = fields.Selection(OFFLINE_MODES, "Offline mode", readonly=True, copy=False, index=True)
+    offline_reason = fields.Char("Offline reason", readonly=True, copy=False)
+    offline_issued_at = fields.Datetime("Issued offline at", readonly=True, copy=False)
+    offline_deadline = fields.Datetime(
+        "Send to KSeF before",
+        readonly=True,
+        copy=False,
+        index=True,
+        help="The end of the last day on which the offline invoice may reach KSeF (Polish working days). Empty "
+        "for a total failure: no obligation to send.",
+    )
+    offline_problem = message_field(
+        "offline_problem",
+        "Offline problem",
+        help="Why the offline invoice lacks something it should have, e.g. KOD II when the Offline certificate "
+        "has expired.",
+    )
+    offline_problem_source = source_field("Offline problem (as written)")
+    offline_problem_template = template_field("Offline problem (template)")
+    offline_deadline_near = fields.Boolean(
+        "Deadline near or passed",
+        compute="_compute_offline_deadline_near",
+        search="_search_offline_deadline_near",
+        help="An offline invoice not yet in KSeF whose deadline is less than a day away or has passed.",
+    )
+
     # where it came from
     external_ref = fields.Char("External reference", readonly=True, index="trigram", copy=False)
     source = fields.Char(
@@ -335,11 +371,31 @@ class KsefnetDocument(models.Model):
         for doc in self:
             doc.own_issued = bool(doc.seller_nip) and doc.seller_nip == doc.buffer_id.nip
 
+    @api.depends("offline_deadline", "state")
+    def _compute_offline_deadline_near(self):
+        limit = fields.Datetime.now() + DEADLINE_WARNING
+        for doc in self:
+            doc.offline_deadline_near = bool(
+                doc.offline_deadline and doc.state != "sent" and doc.offline_deadline <= limit
+            )
+
+    def _search_offline_deadline_near(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(_("This filter supports only 'is set' and 'is not set'."))
+        near = [
+            ("offline_deadline", "!=", False),
+            ("offline_deadline", "<=", fields.Datetime.now() + DEADLINE_WARNING),
+            ("state", "!=", "sent"),
+        ]
+        return near if (operator == "=") == value else ["!", "&", "&", *near]
+
     def _compute_upo_available(self):
         for doc in self:
             doc.upo_available = bool(doc.upo_attachment_id)
 
-    @api.depends("xml_attachment_id", "ksef_number", "buffer_id.environment", "buffer_id.api_url")
+    @api.depends(
+        "xml_attachment_id", "ksef_number", "offline_mode", "buffer_id.environment", "buffer_id.api_url"
+    )
     @api.depends_context("lang", "uid")  # per user: the rendering is only computed for those who may read it
     def _compute_invoice_html(self):
         self.check_access("read")  # the rendering is the document's content: the same rights and rules
@@ -355,13 +411,32 @@ class KsefnetDocument(models.Model):
             try:
                 # Markup: every value from the XML is escaped by the renderer (ksefnet_core/tests/test_visualise.py)
                 doc.invoice_html = Markup(  # noqa: S704
-                    visualise.invoice_html(xml, ksef_number=doc.ksef_number or None, environment=environment)
+                    visualise.invoice_html(
+                        xml,
+                        ksef_number=doc.ksef_number or None,
+                        environment=environment,
+                        certificate_url=doc._kod2_url(xml, environment),
+                    )
                 )
             except visualise.VisualisationError as exc:
                 reason = render(self.env, issues_reason(exc.issues))
                 doc.invoice_html = _cannot_show(
                     _("The invoice cannot be displayed: %(reason)s", reason=reason)
                 )
+
+    def _kod2_url(self, xml, environment):
+        """KOD II of an offline invoice, when the buffer can sign it (else None: the reason is on the document
+        as its offline problem once HiperMarket asked for the codes)."""
+        self.ensure_one()
+        if not self.offline_mode or self.offline_mode == "total_failure" or environment is None:
+            return None
+        from ksefnet_core.offline import kod2_url
+
+        try:
+            credential = self.buffer_id._offline_credential()
+        except UserError:
+            return None
+        return kod2_url(environment, self.buffer_id.nip, xml, credential)
 
     @api.depends("upo_attachment_id")
     @api.depends_context("lang", "uid")  # per user: the rendering is only computed for those who may read it
@@ -645,13 +720,15 @@ class KsefnetDocument(models.Model):
         return {d.external_ref: d for d in docs}
 
     @api.model
-    def _submit(self, buffer, xml, *, external_ref, source, shop_code=None, existing=None):
+    def _submit(self, buffer, xml, *, external_ref, source, shop_code=None, existing=None, offline=None):
         """Submit one sales invoice under an external reference, idempotently: (document, outcome).
 
         ``outcome``: "created" (new), "same" (the same content again: the existing document), "replaced"
         (different content while nothing was sent to KSeF), "corrected" (a rejected invoice resubmitted).
         An invoice already sent raises :class:`AlreadySent`; invalid XML raises ValidationError; nothing is
         stored then. ``existing``: the document of the reference when the caller already looked it up.
+        ``offline``: the values of :meth:`_offline_values` of a new invoice issued offline (a document that
+        exists keeps the mode it was first submitted with).
         """
         existing = (
             existing
@@ -660,7 +737,7 @@ class KsefnetDocument(models.Model):
         )
         if not existing:
             return self._create_submitted(
-                buffer, xml, external_ref=external_ref, source=source, shop_code=shop_code
+                buffer, xml, external_ref=external_ref, source=source, shop_code=shop_code, offline=offline
             ), "created"
         existing = existing.sudo()
         self.env.cr.execute("SELECT id FROM ksefnet_document WHERE id = %s FOR UPDATE", [existing.id])
@@ -685,16 +762,66 @@ class KsefnetDocument(models.Model):
         return self.state == "waiting" or (self.state == "error" and not self.ksef_session_ref)
 
     @api.model
-    def _create_submitted(self, buffer, xml, *, external_ref=None, source=None, shop_code=None):
+    def _create_submitted(self, buffer, xml, *, external_ref=None, source=None, shop_code=None, offline=None):
         """Validate a sales invoice and queue it (``waiting``). Invalid input raises ValidationError and
-        creates nothing."""
+        creates nothing. ``offline``: the values of :meth:`_offline_values` for an invoice issued offline."""
         xml, invoice = self._validate_sales_xml(buffer, xml)
-        return self._queue_submitted(buffer, [(xml, invoice, external_ref, source, shop_code)])
+        return self._queue_submitted(buffer, [(xml, invoice, external_ref, source, shop_code, offline or {})])
+
+    @api.model
+    def _offline_for_invoice(self, values, invoice):
+        """The offline ``values`` of a submission, with the deadline counted from the invoice's P_1 when that
+        is an earlier day than the moment given."""
+        if not values.get("offline_mode") or not invoice.issue_date:
+            return values
+        from datetime import timezone
+
+        from ksefnet_core.offline import warsaw_date
+
+        issued = values["offline_issued_at"].replace(tzinfo=timezone.utc)
+        if invoice.issue_date >= warsaw_date(issued):
+            return values
+        return self._offline_values(
+            values["offline_mode"],
+            issued,
+            values.get("offline_reason") or None,
+            issue_date=invoice.issue_date,
+        )
+
+    @api.model
+    def _offline_values(self, mode, issued_at=None, reason=None, issue_date=None):
+        """The stored values of an invoice issued offline in ``mode`` at ``issued_at`` (an aware date-time,
+        default now): its deadline by ksefnet_core.offline. KSeF's own outage (unavailability, failure) is
+        taken to end now, which gives the earliest deadline it can have: the buffer sends as soon as KSeF
+        answers anyway. ``issue_date``: the invoice's P_1, KSeF's date of issue: when it is an earlier day, the
+        deadline counts from it. ValidationError for an unknown mode or a moment without a time zone."""
+        from datetime import timezone
+
+        from ksefnet_core import offline
+
+        now = fields.Datetime.now().replace(tzinfo=timezone.utc)
+        issued_at = (issued_at or now).replace(microsecond=0)
+        anchor = _offline_anchor(issued_at, issue_date)
+        try:
+            outages = []
+            if mode in ("unavailability", "failure"):
+                outages.append(offline.Outage(offline.OutageKind(mode), min(anchor, now)))
+            deadline = offline.send_deadline(mode, anchor, outages, now=max(now, anchor))
+        except offline.OfflineError as exc:
+            raise ValidationError(str(exc)) from None
+        return {
+            "offline_mode": deadline.mode.value,
+            "offline_reason": (reason or "")[:500] or False,
+            "offline_issued_at": issued_at.astimezone(timezone.utc).replace(tzinfo=None),
+            "offline_deadline": deadline.until.replace(tzinfo=None) if deadline.until else False,
+        }
 
     @api.model
     def _queue_submitted(self, buffer, entries):
         """Queue validated sales invoices (``waiting``) at once: ``entries`` are (XML bytes, parsed invoice,
-        external reference, source, shop code), see :meth:`_validate_sales_xml`. The documents, in order."""
+        external reference, source, shop code[, engine values]), see :meth:`_validate_sales_xml`; the optional
+        engine values are stored fields only the engine writes (the offline mode, its deadline). The
+        documents, in order."""
         vals_list = [
             dict(
                 self._values_from_invoice(invoice),
@@ -704,8 +831,9 @@ class KsefnetDocument(models.Model):
                 external_ref=external_ref,
                 source=source,
                 shop_code=shop_code,
+                **self._offline_for_invoice(extra[0] if extra else {}, invoice),
             )
-            for _xml, invoice, external_ref, source, shop_code in entries
+            for _xml, invoice, external_ref, source, shop_code, *extra in entries
         ]
         docs = self._create_in_state(vals_list, "waiting", _lt("Validated and queued for KSeF."))
         attachments = self._attach_many(
@@ -919,6 +1047,18 @@ def _sql_value(value, column_type):
     if value is False and column_type != "bool":
         return None
     return value
+
+
+def _offline_anchor(issued_at, issue_date):
+    """The moment an offline deadline counts from: ``issued_at``, or midday of the invoice's P_1 in Warsaw
+    when that is an earlier day (KSeF takes P_1 as the date of issue)."""
+    from datetime import datetime, time
+
+    from ksefnet_core.offline import WARSAW, warsaw_date
+
+    if issue_date and issue_date < warsaw_date(issued_at):
+        return datetime.combine(issue_date, time(12), WARSAW)
+    return issued_at
 
 
 def _cannot_show(message):

@@ -41,7 +41,7 @@ from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core import outcomes
 from ksefnet_core.crypto import sha256_b64
-from ksefnet_core.errors import KsefError
+from ksefnet_core.errors import KsefError, KsefServerError, KsefTransportError
 from ksefnet_core.sessions import BatchSession, InvoiceStatus, OnlineSession, prepare_batch
 from ksefnet_core.throttle import ThrottleDeferred
 
@@ -83,12 +83,23 @@ class Round:
         self.more_now = False  # work left that could go on at once (the round's time slice ended)
         self.waits = {}  # what -> (seconds, sentence)
         self.problems = []
+        self.ksef_answered = None  # True: KSeF answered this round, False: it did not (down, unreachable)
+
+    def saw(self, exc):
+        """Note what a KSeF error tells about KSeF's availability (network, timeout, 5xx: it did not answer)."""
+        if _unanswered(exc):
+            self.ksef_answered = False
 
     def wait(self, what, seconds, sentence):
         """Wait ``seconds`` for ``what``; ``sentence`` (a message part) says why on the buffer."""
         old = self.waits.get(what)
         if old is None or seconds > old[0]:
             self.waits[what] = (max(0.0, float(seconds)), sentence)
+
+
+def _unanswered(exc):
+    """KSeF did not answer (network, timeout, 5xx): what tells the buffer that KSeF is down or unreachable."""
+    return isinstance(exc, (KsefTransportError, KsefServerError))
 
 
 class KsefnetSender(models.AbstractModel):
@@ -135,6 +146,7 @@ class KsefnetSender(models.AbstractModel):
         except (KsefError, UserError, ValueError) as exc:
             self._fail_due(buffer, exc)
             outcome = outcomes.classify(exc)
+            rnd.saw(exc)
             if outcome.kind == outcomes.THROTTLED:
                 rnd.wait("auth", outcome.delay, describe_ksef_error(self.env, exc))
             rnd.problems.append(describe_ksef_error(self.env, exc))
@@ -146,6 +158,8 @@ class KsefnetSender(models.AbstractModel):
         self._step(buffer, rnd, self._send, client, rnd, deadline)
         self._step(buffer, rnd, self._poll, client, rnd, links)
         self._step(buffer, rnd, self._fetch_upos, client, rnd, links, deadline)
+        if rnd.ksef_answered is None:
+            rnd.ksef_answered = True  # the steps talked to KSeF and it answered
         buffer._engine_report(rnd, self._next_time(buffer, rnd))
 
     def _step(self, buffer, rnd, step, client, *args):
@@ -155,6 +169,7 @@ class KsefnetSender(models.AbstractModel):
         except (KsefError, ThrottleDeferred) as exc:
             outcome = outcomes.classify(exc)
             text = describe_ksef_error(self.env, exc)
+            rnd.saw(exc)
             if outcome.kind == outcomes.THROTTLED:
                 rnd.wait(getattr(exc, "group", None) or step.__name__, outcome.delay or 60, text)
             else:
@@ -240,7 +255,10 @@ class KsefnetSender(models.AbstractModel):
         ]
 
     def _due_documents(self, buffer, limit=None):
-        return self.env["ksefnet.document"].search(self._due_domain(buffer), order="id", limit=limit)
+        """Due documents, offline invoices first, the nearest deadline first (tryby-offline.md), then in order."""
+        return self.env["ksefnet.document"].search(
+            self._due_domain(buffer), order="offline_deadline asc nulls last, id", limit=limit
+        )
 
     def _pick(self, buffer, limit):
         """Lock the due documents (``FOR UPDATE SKIP LOCKED``) so that no other worker takes them."""
@@ -251,7 +269,8 @@ class KsefnetSender(models.AbstractModel):
             "SELECT id FROM ksefnet_document WHERE id IN %s ORDER BY id FOR UPDATE SKIP LOCKED",
             [tuple(candidates.ids)],
         )
-        return self.env["ksefnet.document"].browse([row[0] for row in self.env.cr.fetchall()])
+        locked = {row[0] for row in self.env.cr.fetchall()}
+        return candidates.filtered(lambda d: d.id in locked)  # in the candidates' order: deadlines first
 
     def _fail_due(self, buffer, exc):
         """Authentication or configuration failed: the due documents go to ``error`` with the reason."""
@@ -319,11 +338,16 @@ class KsefnetSender(models.AbstractModel):
             docs = self._pick(buffer, amount)
             if not docs:
                 return
-            sent = (
-                self._send_batch(buffer, client, docs, rnd)
-                if mode == "batch"
-                else self._send_online(buffer, client, docs, rnd)
-            )
+            if mode == "batch":
+                # offlineMode is declared per batch session: offline invoices go in sessions of their own
+                offline = docs.filtered("offline_mode")
+                sent = all(
+                    self._send_batch(buffer, client, group, rnd)
+                    for group in (offline, docs - offline)
+                    if group
+                )
+            else:
+                sent = self._send_online(buffer, client, docs, rnd)
             if not sent:
                 return
 
@@ -333,6 +357,7 @@ class KsefnetSender(models.AbstractModel):
             open_session(*args)
             return True
         except (KsefError, ThrottleDeferred) as exc:
+            rnd.saw(exc)
             outcome = outcomes.classify(exc)
             if outcome.kind == outcomes.THROTTLED:
                 docs._defer(exc)
@@ -366,8 +391,9 @@ class KsefnetSender(models.AbstractModel):
                 )
                 buffer._commit("online_mark")  # from here on, a crash leaves a document to reconcile
                 try:
-                    sent = session.send(doc._xml())
+                    sent = session.send(doc._xml(), offline_mode=bool(doc.offline_mode))
                 except (KsefError, ThrottleDeferred) as exc:
+                    rnd.saw(exc)
                     outcome = outcomes.classify(exc, outcomes.SEND)
                     if outcome.kind == outcomes.AMBIGUOUS:
                         ambiguous_in_a_row += 1
@@ -460,7 +486,9 @@ class KsefnetSender(models.AbstractModel):
     def _send_batch(self, buffer, client, docs, rnd):
         files = [(f"{doc.id}.xml", doc._xml()) for doc in docs]
         batch = prepare_batch(files)
-        session = BatchSession(client)
+        offline = {bool(d.offline_mode) for d in docs}
+        assert len(offline) == 1, "a batch session is offline or not as a whole"
+        session = BatchSession(client, offline_mode=offline.pop())
         try:
             if not self._open_session(buffer, docs, rnd, session.open, batch):
                 return False
@@ -479,6 +507,7 @@ class KsefnetSender(models.AbstractModel):
             try:
                 session.upload(batch)
             except (KsefError, ThrottleDeferred) as exc:
+                rnd.saw(exc)
                 # Not closed, so KSeF never processes this session: the invoices can go again.
                 docs._mark_error(exc, reference=ref)
                 record.sudo().write({"closed": True, "status_code": 440})

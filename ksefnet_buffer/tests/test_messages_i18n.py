@@ -53,12 +53,13 @@ WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 CODE = re.compile(r"\S*\d\S*")
 #: words a Polish message may share with the English ones: names, codes, abbreviations, and words both
-#: languages have (Polish "a", "i", "to", "do", "no", "on", "go", "element", "limit", "problem", "token"...)
+#: languages have (Polish "a", "i", "to", "do", "no", "on", "go", "element", "limit", "problem", "token",
+#: "status", "offline"...; KOD I, KOD II and Latarnia are names)
 ALLOWED = {
     "ksef", "upo", "nip", "xml", "http", "https", "api", "fa", "rr", "vat", "utf", "bom", "doctype", "dtd",
     "pem", "der", "rsa", "pkcs", "ecdsa", "pfx", "p", "gln", "url", "mb", "utc", "id", "ip", "pesel", "ue",
     "odoo", "kor", "a", "i", "to", "do", "no", "on", "go", "element", "minimum", "limit", "problem", "token",
-    "status",
+    "status", "kod", "ii", "offline", "xades", "latarnia",
 }  # fmt: skip
 
 
@@ -260,6 +261,7 @@ WRITTEN = {
     "KSeF is unavailable or failed (HTTP %(status)s). The buffer will retry.",
     "KSeF number %(number)s assigned.",
     "KSeF refused the request because of its request limits; retrying after %(s)s seconds.",
+    "Latarnia, KSeF's status service, cannot be reached; the buffer asks again later.",
     "KSeF says the buffer lacks permissions for this operation (%(reason)s). Grant them in KSeF to the token or certificate used by the buffer.",
     "Next step at %(when)s (UTC).",
     "Nothing to send.",
@@ -327,7 +329,10 @@ class TestEngineMessagesReadInPolish(KsefSimulatorCase):
         docs = Document.search([("buffer_id", "=", self.buffer.id)])
         found = [(doc, name) for doc in docs for name in ("last_message", "upo_last_error")]
         found += [(event, "message") for event in docs.event_ids]
-        found += [(self.buffer, name) for name in ("engine_note", "last_connection_result")]
+        found += [(doc, "offline_problem") for doc in docs]
+        found += [
+            (self.buffer, name) for name in ("engine_note", "last_connection_result", "latarnia_problem")
+        ]
         found += [
             (sync, n) for sync in self.buffer.sync_ids for n in ("last_result", "last_error", "progress_note")
         ]
@@ -406,6 +411,9 @@ class TestEngineMessagesReadInPolish(KsefSimulatorCase):
         self.buffer.download_own = True
         self.env["ksefnet.downloader"]._run_buffer(self.buffer)
         check("a failed download")
+        self.buffer.latarnia_url = "http://127.0.0.1:9"  # nothing listens there
+        self.buffer._watch_ksef()
+        check("Latarnia unreachable")
         self.buffer._forget_clients()
         self.buffer.sudo().write({"credentials_set": False})
         unsent = self.submit()
@@ -417,7 +425,7 @@ class TestEngineMessagesReadInPolish(KsefSimulatorCase):
             self.kinds,
             {
                 "ksefnet.document.last_message", "ksefnet.document.upo_last_error", "ksefnet.document.event.message",
-                "ksefnet.buffer.engine_note", "ksefnet.buffer.last_connection_result",
+                "ksefnet.buffer.engine_note", "ksefnet.buffer.last_connection_result", "ksefnet.buffer.latarnia_problem",
                 "ksefnet.buffer.sync.last_result", "ksefnet.buffer.sync.last_error",
                 "ksefnet.buffer.sync.progress_note",
             },

@@ -29,7 +29,14 @@ class KsefnetCredentialsWizard(models.TransientModel):
     _description = "Set KSeF credentials"
 
     buffer_id = fields.Many2one("ksefnet.buffer", required=True, ondelete="cascade")
-    method = fields.Selection([("token", "KSeF token"), ("certificate", "Certificate")], required=True)
+    method = fields.Selection(
+        [
+            ("token", "KSeF token"),
+            ("certificate", "Certificate"),
+            ("offline_certificate", "Offline certificate (KOD II)"),
+        ],
+        required=True,
+    )
     ksef_token = fields.Char("KSeF token")
     certificate_file = fields.Binary(
         "Certificate file", help="PKCS#12 (.p12/.pfx) or PEM with the private key."
@@ -95,6 +102,53 @@ class KsefnetCredentialsWizard(models.TransientModel):
                 )
             ) from None
 
+    def _uploaded(self):
+        """(certificate file bytes, separate key bytes or None, password or None) of the upload."""
+        if not self.certificate_file:
+            raise UserError(_("Choose the certificate file."))
+        data = base64.b64decode(self.certificate_file)
+        key = base64.b64decode(self.key_file) if self.key_file else None
+        return data, key, self._secret("certificate_password") or None
+
+    @staticmethod
+    def _as_stored(data, key, credential, password):
+        """What the buffer stores: the file as uploaded, or the certificate and its separate key in one
+        password-protected PKCS#12."""
+        if key is None:
+            return data
+        from ksefnet_core.certificates import credential_to_pkcs12
+
+        return credential_to_pkcs12(credential, password)
+
+    def _save_offline_certificate(self, buffer):
+        """The Offline-type certificate that signs KOD II: kept beside the authentication credentials, which
+        it never replaces. An Authentication certificate or an expired one is refused; the previous stays."""
+        from ksefnet_core.offline import OfflineCertificateError, check_offline_credential
+
+        data, key, password = self._uploaded()
+        try:
+            credential = load_credential(data, password, key_data=key)
+            check_offline_credential(credential)
+        except (CredentialError, OfflineCertificateError) as exc:
+            raise UserError(
+                _(
+                    "The Offline certificate cannot be used: %(reason)s The previous one is kept.",
+                    reason=render(self.env, buffer._offline_certificate_problem(exc)),
+                )
+            ) from None
+        if credential.subject_nip and credential.subject_nip != buffer.nip:
+            raise UserError(
+                _(
+                    "This Offline certificate belongs to NIP %(cert)s, not to the buffer's NIP %(nip)s. The "
+                    "previous one is kept.",
+                    cert=credential.subject_nip,
+                    nip=buffer.nip,
+                )
+            )
+        buffer._store_offline_credential(
+            credential, self._as_stored(data, key, credential, password), password
+        )
+
     def action_save(self):
         self.ensure_one()
         self._ensure_administrator()
@@ -105,7 +159,9 @@ class KsefnetCredentialsWizard(models.TransientModel):
             "credentials_updated_at": now,
             "credentials_updated_by": self.env.uid,
         }
-        if self.method == "token":
+        if self.method == "offline_certificate":
+            self._save_offline_certificate(buffer)
+        elif self.method == "token":
             token = self._secret("ksef_token").strip()
             if not token or any(c.isspace() for c in token) or len(token) > 1000:
                 raise UserError(_("Paste the whole KSeF token, as KSeF showed it (one line, no spaces)."))
@@ -126,11 +182,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
                 ),
             )
         else:
-            if not self.certificate_file:
-                raise UserError(_("Choose the certificate file."))
-            data = base64.b64decode(self.certificate_file)
-            key = base64.b64decode(self.key_file) if self.key_file else None
-            password = self._secret("certificate_password") or None
+            data, key, password = self._uploaded()
             try:
                 credential = load_credential(data, password, key_data=key)
             except CredentialError as exc:
@@ -163,11 +215,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
                     )
                 )
             # Store the certificate with its key in one password-protected PKCS#12 when it came in parts.
-            stored = data if key is None else None
-            if stored is None:
-                from ksefnet_core.certificates import credential_to_pkcs12
-
-                stored = credential_to_pkcs12(credential, password)
+            stored = self._as_stored(data, key, credential, password)
             self._replace_credentials(
                 buffer,
                 dict(

@@ -193,6 +193,7 @@ class Simulator:
             collective_api,
             control_api,
             invoices_api,
+            latarnia_api,
             permissions_api,
             sessions_api,
         )
@@ -205,6 +206,7 @@ class Simulator:
             invoices_api,
             collective_api,
             control_api,
+            latarnia_api,
         ):
             module.register(self)
 

@@ -44,6 +44,7 @@ class SessionInvoice:
     extensions: dict | None = None
     ksef_number: str | None = None
     invoice_number: str | None = None
+    offline: bool = False  # SendInvoiceRequest.offlineMode (online sessions declare it per invoice)
 
 
 @dataclass
@@ -207,7 +208,7 @@ def _process(sim: Simulator, session: Session, sinv: SessionInvoice, xml: bytes,
                 parsed,
                 now,
                 invoicing_date=session.opened if session.kind == "Batch" else sinv.received,
-                offline=session.offline,
+                offline=session.offline or sinv.offline,
                 form_code=session.form_code,
                 session_ref=session.reference,
                 invoice_ref=sinv.reference,
@@ -265,6 +266,7 @@ def send_invoice(sim: Simulator, req: Request) -> Response:
     with sim.lock:
         ordinal = len(session.invoices) + 1
         sinv = SessionInvoice(new_reference("EE", now), ordinal, session.reference, inv_hash, now)
+        sinv.offline = bool(body.get("offlineMode"))
         session.invoices.append(sinv.reference)
         session.updated = now
         store(sim).invoices[sinv.reference] = sinv

@@ -5,7 +5,13 @@
     changes(buffer_nip, cursor=0, limit=100) -> {"cursor", "changes", "more"}
     acknowledge(buffer_nip, document_ids)    -> {"acknowledged": n}
     upo(buffer_nip, document_id)             -> {"document_id", "ksef_number", "upo_xml_base64"}
-    qr(buffer_nip, document_id)              -> {"document_id", "url", "label", "png_base64"}
+    qr(buffer_nip, document_id)              -> {"document_id", "url", "label", "png_base64", "kod2"}
+    availability(buffer_nip)                 -> {"state", "messages", "checked_at", "offline_mode"}
+
+An invoice issued offline (KSeF down, or the seller's offline24) is submitted with ``offline_mode`` (and
+optionally ``offline_reason`` and ``issued_at``): its result carries the deadline and, at once, KOD I (label
+OFFLINE) and KOD II (signed with the buffer's Offline certificate) to print; the buffer sends it with
+``offlineMode: true`` as soon as KSeF answers, and the KSeF number arrives through the change feed.
 
 Documents are identified by HiperMarket's own document id (``document_id``, e.g. "FV/0012/2026/SKLEP12"),
 unique per buffer. Everything returned is plain XML-RPC data (no None). See docs/hipermarket_api.md.
@@ -16,11 +22,14 @@ import binascii
 import logging
 import re
 import xmlrpc.client
+from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
 from odoo.addons.ksefnet_buffer.models.ksefnet_document import AlreadySent
+from odoo.addons.ksefnet_buffer.models.ksefnet_watch import MODE_FOR_STATE
 from odoo.exceptions import AccessError, UserError, ValidationError
 
+from ksefnet_core import offline as ksef_offline
 from ksefnet_core import qr as ksef_qr
 from ksefnet_core.ids import is_valid_nip
 
@@ -35,6 +44,10 @@ MAX_DOCUMENT_IDS = 1000
 SHOP_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,31}")
 #: the largest invoice accepted, checked before it is decoded or parsed (KSeF: 1 MB, 3 MB with attachments)
 MAX_XML_BYTES = 3 * 1024 * 1024
+OFFLINE_MODES = tuple(m.value for m in ksef_offline.OfflineMode)
+MAX_REASON = 500
+#: how far ahead of the buffer's clock an offline issue moment may be (clocks differ a little)
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class KsefnetHipermarketApi(models.AbstractModel):
@@ -122,7 +135,115 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 results[index] = batch._submit_one(item)
         if any(r["ok"] for r in results):
             self.env["ksefnet.sender"]._trigger()  # once for the whole batch
+        batch._add_offline_codes(results)
         return results
+
+    @api.model
+    def _offline_arguments(self, item, buffer):
+        """The offline values (mode, issue moment, reason, deadline) of a submitted invoice, or None. Mode
+        ``auto``: the buffer decides from what it knows of KSeF's availability (online when available)."""
+        mode = item.get("offline_mode") or False
+        if mode == "auto":
+            mode = MODE_FOR_STATE.get(buffer.ksef_availability, False)
+            if mode is False:
+                return None
+            if not item.get("offline_reason"):
+                item = dict(item, offline_reason=f"KSeF: {buffer.ksef_availability}")
+        reason = item.get("offline_reason") or False
+        issued = item.get("issued_at") or False
+        if mode is False:
+            if reason or issued:
+                raise _Refused(
+                    "offline_mode",
+                    "required",
+                    _("offline_reason and issued_at apply only to an invoice submitted with offline_mode."),
+                )
+            return None
+        if not isinstance(mode, str) or mode not in OFFLINE_MODES:
+            raise _Refused(
+                "offline_mode",
+                "format",
+                _("offline_mode must be one of: %(modes)s.", modes=", ".join((*OFFLINE_MODES, "auto"))),
+            )
+        if reason is not False and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+            raise _Refused(
+                "offline_reason",
+                "format",
+                _("offline_reason must be a text of at most %(n)s characters.", n=MAX_REASON),
+            )
+        moment = None
+        if issued is not False:
+            try:
+                moment = datetime.fromisoformat(issued) if isinstance(issued, str) else None
+            except ValueError:
+                moment = None
+            if moment is None or moment.tzinfo is None:
+                raise _Refused(
+                    "issued_at",
+                    "format",
+                    _(
+                        "issued_at must be a date and time in ISO 8601 with its offset, e.g. "
+                        "2026-03-02T14:05:00+01:00."
+                    ),
+                )
+            if moment > datetime.now(timezone.utc) + CLOCK_SKEW:
+                raise _Refused("issued_at", "future", _("issued_at lies in the future."))
+        try:
+            return self.env["ksefnet.document"]._offline_values(mode, moment, reason or None)
+        except ValidationError as exc:
+            raise _Refused("offline_mode", "invalid", str(exc)) from None
+
+    @api.model
+    def _add_offline_codes(self, results):
+        """Give each stored offline invoice its KOD I (label OFFLINE) and KOD II at once. Without a usable
+        Offline certificate the invoice stays accepted: ``kod2`` is False, ``kod2_error`` says why, and the
+        document is flagged (``offline_problem``)."""
+        ids = [r["id"] for r in results if r.get("ok") and r.get("id")]
+        docs = {d.id: d for d in self.env["ksefnet.document"].sudo().browse(ids) if d.offline_mode}
+        signers = {}
+        for result in results:
+            doc = docs.get(result.get("id")) if result.get("ok") else None
+            if doc:
+                result["offline"] = self._offline_codes(doc, signers)
+
+    @api.model
+    def _offline_codes(self, doc, signers=None, svg=False):
+        """{mode, issued_at, deadline, kod1, kod2, kod2_error} of an offline document (``svg``: the codes also
+        as SVG)."""
+        signers = {} if signers is None else signers
+        doc = doc.sudo()
+        buffer = doc.buffer_id
+        environment = buffer._environment()
+        xml = doc._xml()
+        url = ksef_qr.invoice_verification_url(environment, doc.seller_nip, doc.issue_date, xml)
+        result = {
+            "mode": doc.offline_mode,
+            "issued_at": fields.Datetime.to_string(doc.offline_issued_at) or False,
+            "deadline": fields.Datetime.to_string(doc.offline_deadline) or False,
+            "kod1": _code(url, ksef_qr.label_for_invoice(doc.ksef_number), svg),
+            "kod2": False,
+            "kod2_error": False,
+        }
+        if doc.offline_mode == "total_failure":
+            return result  # tryby-offline.md: invoices of a total failure carry no QR codes
+        if buffer.id not in signers:
+            try:
+                signers[buffer.id] = buffer._offline_credential()
+            except UserError as exc:
+                signers[buffer.id] = exc
+        signer = signers[buffer.id]
+        if isinstance(signer, UserError):
+            result["kod2_error"] = str(signer)  # in the caller's language
+            problem = getattr(signer, "ksefnet_message", None) or str(signer)  # on the document: the reader's
+            columns = doc._message_columns("offline_problem", problem)
+            if doc.offline_problem_source != columns["offline_problem_source"]:
+                doc._engine_write({"offline_problem": problem})
+            return result
+        kod2 = ksef_offline.kod2_url(environment, buffer.nip, xml, signer)
+        result["kod2"] = _code(kod2, ksef_qr.CERTIFICATE_LABEL, svg)
+        if doc.offline_problem:
+            doc._engine_write({"offline_problem": False})
+        return result
 
     @api.model
     def _submit_new_at_once(self, invoices):
@@ -132,18 +253,19 @@ class KsefnetHipermarketApi(models.AbstractModel):
         checked = []
         for index, item in enumerate(invoices):
             try:
-                checked.append((index, *self._checked(item)))
+                ref, buffer, shop, xml = self._checked(item)
+                checked.append((index, ref, buffer, shop, xml, self._offline_arguments(item, buffer)))
             except Exception as exc:  # noqa: BLE001 - turned into this invoice's error by the same rules as below
                 results[index] = self._refusal(item, exc)
         Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
         known = self.env.context["ksefnet_hm_known"]
         for buffer in {entry[2] for entry in checked}:  # one query per buffer for every id of the batch
-            refs = [ref for _i, ref, b, _s, _x in checked if b == buffer]
+            refs = [ref for _i, ref, b, _s, _x, _o in checked if b == buffer]
             known.update(
                 {(buffer.id, ref): doc for ref, doc in Document._known_refs(buffer, SOURCE, refs).items()}
             )
         fresh, seen = [], set()
-        for index, ref, buffer, shop, xml in checked:
+        for index, ref, buffer, shop, xml, offline in checked:
             if (buffer.id, ref) in seen or (buffer.id, ref) in known:
                 seen.add((buffer.id, ref))
                 continue
@@ -153,7 +275,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
             except Exception as exc:  # noqa: BLE001
                 results[index] = self._refusal(invoices[index], exc)
                 continue
-            fresh.append((index, buffer, (xml, invoice, ref, SOURCE, shop)))
+            fresh.append((index, buffer, (xml, invoice, ref, SOURCE, shop, offline or {})))
         for buffer in {b for _i, b, _e in fresh}:
             group = [(i, e) for i, b, e in fresh if b == buffer]
             try:
@@ -224,13 +346,14 @@ class KsefnetHipermarketApi(models.AbstractModel):
     def _submit_one(self, item):
         try:
             ref, buffer, shop, xml = self._checked(item)
+            offline = self._offline_arguments(item, buffer)
             with self.env.cr.savepoint():
-                return self._store(buffer, ref, shop, xml)
+                return self._store(buffer, ref, shop, xml, offline)
         except (_Refused, ValidationError, UserError, AccessError) as exc:
             return self._refusal(item, exc)
 
     @api.model
-    def _store(self, buffer, ref, shop, xml):
+    def _store(self, buffer, ref, shop, xml, offline=None):
         """One invoice through the document's submission service; its refusals as this API's errors."""
         Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
         memo = self.env.context.get("ksefnet_hm_known") or {}
@@ -243,7 +366,13 @@ class KsefnetHipermarketApi(models.AbstractModel):
             )
         try:
             doc, outcome = Document._submit(
-                buffer, xml, external_ref=ref, source=SOURCE, shop_code=shop, existing=existing or False
+                buffer,
+                xml,
+                external_ref=ref,
+                source=SOURCE,
+                shop_code=shop,
+                existing=existing or False,
+                offline=offline,
             )
         except AlreadySent as exc:
             sent = exc.document
@@ -282,6 +411,8 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 "upo_available": bool(doc.sudo().upo_attachment_id),
                 "change": doc.hm_change_seq,
                 "delivered": bool(doc.hm_delivered_at),
+                "offline_mode": doc.offline_mode or False,
+                "offline_deadline": fields.Datetime.to_string(doc.offline_deadline) or False,
             },
             **extra,
         )
@@ -361,11 +492,27 @@ class KsefnetHipermarketApi(models.AbstractModel):
         url = ksef_qr.invoice_verification_url(environment, doc.seller_nip, doc.issue_date, doc._xml())
         label = ksef_qr.label_for_invoice(doc.ksef_number)
         png = ksef_qr.qr_png(url, label)
+        offline = self._offline_codes(doc, svg=True) if doc.offline_mode else {}
         return {
             "document_id": document_id,
             "url": url,
             "label": label,
             "png_base64": base64.b64encode(png).decode("ascii"),
+            "svg_base64": base64.b64encode(ksef_qr.qr_svg(url, label)).decode("ascii"),
+            "kod2": offline.get("kod2", False),
+            "kod2_error": offline.get("kod2_error", False),
+        }
+
+    @api.model
+    def availability(self, buffer_nip):
+        """What the buffer knows of KSeF's availability: {state, messages, checked_at, offline_mode} where
+        offline_mode is the mode "auto" would choose now (False: online)."""
+        buffer = self._buffer(buffer_nip)
+        return {
+            "state": buffer.ksef_availability or "available",
+            "messages": buffer.ksef_messages or "",
+            "checked_at": fields.Datetime.to_string(buffer.latarnia_checked_at) or False,
+            "offline_mode": MODE_FOR_STATE.get(buffer.ksef_availability, False),
         }
 
     @api.model
@@ -377,6 +524,18 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 _("No document %(ref)s in the buffer of NIP %(nip)s.", ref=document_id, nip=buffer.nip)
             )
         return doc
+
+
+def _code(url, label, svg=False):
+    """A QR code as HiperMarket prints it: the link, its label and the labelled PNG (and SVG), base64."""
+    code = {
+        "url": url,
+        "label": label,
+        "png_base64": base64.b64encode(ksef_qr.qr_png(url, label)).decode("ascii"),
+    }
+    if svg:
+        code["svg_base64"] = base64.b64encode(ksef_qr.qr_svg(url, label)).decode("ascii")
+    return code
 
 
 class _Refused(UserError):

@@ -6,9 +6,11 @@ Each text column becomes ``<field>_source`` (the text as written, shown as it is
 COLUMNS = [
     ("ksefnet_document", "last_message"),
     ("ksefnet_document", "upo_last_error"),
+    ("ksefnet_document", "offline_problem"),
     ("ksefnet_document_event", "message"),
     ("ksefnet_buffer", "engine_note"),
     ("ksefnet_buffer", "last_connection_result"),
+    ("ksefnet_buffer", "latarnia_problem"),
     ("ksefnet_buffer_sync", "last_error"),
     ("ksefnet_buffer_sync", "last_result"),
     ("ksefnet_buffer_sync", "progress_note"),
