@@ -1,7 +1,7 @@
 {
     "name": "KSeFNet Buffer",
     "summary": "KSeF buffer per NIP: send sales invoices to KSeF and download purchase invoices",
-    "version": "18.0.0.2.0",
+    "version": "18.0.0.3.0",
     "category": "Accounting/Localizations/EDI",
     "website": "https://github.com/ksefnet/ksefnet-odoo",
     "author": "KSeFNet",

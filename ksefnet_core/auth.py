@@ -136,7 +136,10 @@ def wait_for_authentication(
         reference_number=reference_number,
         is_failure=lambda code: code >= 400,
         failure=lambda code, st: KsefAuthenticationFailed(
-            f"authentication failed: {status_text(st)}", status_code=code, reference_number=reference_number
+            f"authentication failed: {status_text(st)}",
+            status_code=code,
+            reference_number=reference_number,
+            ksef_text=status_text(st),
         ),
         timeout=timeout,
         poll_interval=poll_interval,

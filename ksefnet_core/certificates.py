@@ -30,7 +30,15 @@ MIN_RSA_BITS = 2048
 
 
 class CredentialError(ValueError):
-    """The certificate or key cannot be used; the message never contains passwords or key material."""
+    """The certificate or key cannot be used; the message never contains passwords or key material.
+
+    ``code`` names the problem (stable, for programs and translations) and ``params`` its values; the message
+    is the English text."""
+
+    def __init__(self, message: str, code: str = "invalid", **params: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 class CertificateKind(str, Enum):
@@ -128,13 +136,20 @@ def _password(password: str | bytes | None) -> bytes | None:
 def _check_key(key: object) -> PrivateKey:
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
-            raise CredentialError(f"the RSA key has {key.key_size} bits; KSeF needs at least {MIN_RSA_BITS}")
+            raise CredentialError(
+                f"the RSA key has {key.key_size} bits; KSeF needs at least {MIN_RSA_BITS}",
+                "rsa-key-size",
+                bits=key.key_size,
+                minimum=MIN_RSA_BITS,
+            )
         return key
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if key.curve.key_size < 256:
-            raise CredentialError("the elliptic-curve key is weaker than P-256; KSeF needs P-256 or stronger")
+            raise CredentialError(
+                "the elliptic-curve key is weaker than P-256; KSeF needs P-256 or stronger", "ec-key-size"
+            )
         return key
-    raise CredentialError("the private key is neither RSA nor elliptic-curve (ECDSA)")
+    raise CredentialError("the private key is neither RSA nor elliptic-curve (ECDSA)", "key-type")
 
 
 def _load_key(data: bytes, password: bytes | None) -> PrivateKey:
@@ -151,8 +166,10 @@ def _load_key(data: bytes, password: bytes | None) -> PrivateKey:
         else:
             return _check_key(key)
     if wrong_password:
-        raise CredentialError("the private key cannot be decrypted: wrong or missing password")
-    raise CredentialError("no private key found (expected PEM or DER)")
+        raise CredentialError(
+            "the private key cannot be decrypted: wrong or missing password", "key-password"
+        )
+    raise CredentialError("no private key found (expected PEM or DER)", "no-key")
 
 
 def _load_certificate(data: bytes) -> x509.Certificate:
@@ -163,7 +180,7 @@ def _load_certificate(data: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(data)
     except ValueError:
-        raise CredentialError("no certificate found (expected PEM or DER)") from None
+        raise CredentialError("no certificate found (expected PEM or DER)", "no-certificate") from None
 
 
 def load_credential(
@@ -171,26 +188,29 @@ def load_credential(
 ) -> Credential:
     """Load a certificate and its private key from PKCS#12, one PEM blob, or certificate + ``key_data``."""
     if not data:
-        raise CredentialError("the certificate file is empty")
+        raise CredentialError("the certificate file is empty", "empty")
     pwd = _password(password)
     if b"-----BEGIN" not in data and key_data is None:
         try:
             key, cert, _extra = pkcs12.load_key_and_certificates(data, pwd)
         except ValueError:
             raise CredentialError(
-                "the file is not a readable PKCS#12 (.p12/.pfx) certificate, or the password is wrong"
+                "the file is not a readable PKCS#12 (.p12/.pfx) certificate, or the password is wrong",
+                "pkcs12-unreadable",
             ) from None
         if key is None or cert is None:
-            raise CredentialError("the PKCS#12 file must contain both the certificate and its private key")
+            raise CredentialError(
+                "the PKCS#12 file must contain both the certificate and its private key", "pkcs12-incomplete"
+            )
         credential = Credential(cert, _check_key(key))
     else:
         cert = _load_certificate(data)
         source = key_data if key_data is not None else data
         if key_data is None and b"PRIVATE KEY-----" not in data:
-            raise CredentialError("the PEM file holds no private key; add the key file")
+            raise CredentialError("the PEM file holds no private key; add the key file", "pem-without-key")
         credential = Credential(cert, _load_key(_only_key_block(source), pwd))
     if not _matches(credential):
-        raise CredentialError("the private key does not belong to the certificate")
+        raise CredentialError("the private key does not belong to the certificate", "key-mismatch")
     return credential
 
 

@@ -367,6 +367,7 @@ class KsefClient:
             "reference_number": reference,
             "method": method,
             "path": path,
+            "ksef_text": detail or None,
         }
         message = detail or resp.reason or f"HTTP {status}"
         if status == 400:

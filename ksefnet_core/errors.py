@@ -4,6 +4,8 @@ Every error carries what a caller needs to decide what to do next, and nothing s
 
 * ``code`` / ``description`` / ``details``: KSeF's own exception code (e.g. 21405) and texts;
 * ``http_status`` and ``reference_number`` (KSeF's ``referenceNumber`` or ``traceId`` of the failed request);
+* ``ksef_text``: what KSeF itself said about the failure, in its own words (KSeF's texts are Polish), when it
+  said anything beyond its exception list; the ``message`` is this client's English summary;
 * ``transient``: retrying later may succeed (timeouts, 5xx, 429, "not yet available");
 * ``ambiguous``: the request may have been processed although no answer arrived, so the caller must
   reconcile (e.g. list the session's invoices) before sending again.
@@ -41,9 +43,11 @@ class KsefError(Exception):
         reference_number: str | None = None,
         method: str | None = None,
         path: str | None = None,
+        ksef_text: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.ksef_text = ksef_text or None
         self.http_status = http_status
         self.errors = tuple(errors)
         self.reference_number = reference_number

@@ -77,6 +77,10 @@ class ValidationIssue:
     message: str
     line: int | None = None
     path: str | None = None
+    #: which message of its code this is (stable, for translations: ``size`` has two, ``form`` three...) and
+    #: the values in it; ``message`` is the English text
+    key: str = ""
+    params: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __str__(self) -> str:
         where = []
@@ -217,15 +221,22 @@ def precheck(data: bytes, *, max_size: int = MAX_SIZE_WITH_ATTACHMENT) -> list[V
     """KSeF's checks that come before parsing: size, BOM, UTF-8, declared encoding, discouraged code points."""
     issues: list[ValidationIssue] = []
     if not data:
-        return [ValidationIssue("xml", "The invoice file is empty")]
+        return [ValidationIssue("xml", "The invoice file is empty", key="empty")]
     if len(data) > max_size:
         issues.append(
-            ValidationIssue("size", f"The invoice file has {len(data)} bytes; the limit is {max_size} bytes")
+            ValidationIssue(
+                "size",
+                f"The invoice file has {len(data)} bytes; the limit is {max_size} bytes",
+                key="size",
+                params={"size": len(data), "limit": max_size},
+            )
         )
     if data.startswith(b"\xef\xbb\xbf"):
         issues.append(
             ValidationIssue(
-                "bom", "The file starts with a byte order mark (BOM); UTF-8 without BOM is required"
+                "bom",
+                "The file starts with a byte order mark (BOM); UTF-8 without BOM is required",
+                key="bom",
             )
         )
         data = data[3:]
@@ -233,7 +244,7 @@ def precheck(data: bytes, *, max_size: int = MAX_SIZE_WITH_ATTACHMENT) -> list[V
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        issues.append(ValidationIssue("encoding", "The file is not valid UTF-8", line=line))
+        issues.append(ValidationIssue("encoding", "The file is not valid UTF-8", line=line, key="encoding"))
         return issues
     declared = _DECLARED_ENCODING.match(data)
     if declared and declared.group(1).decode("ascii", "replace").lower().replace("_", "-") not in (
@@ -246,12 +257,20 @@ def precheck(data: bytes, *, max_size: int = MAX_SIZE_WITH_ATTACHMENT) -> list[V
                 f"The XML declaration names encoding {declared.group(1).decode('ascii', 'replace')!r}; "
                 "only UTF-8 is allowed",
                 line=1,
+                key="declared-encoding",
+                params={"encoding": declared.group(1).decode("ascii", "replace")},
             )
         )
     for bad in list(_FORBIDDEN_RE.finditer(text))[:5]:
         line = text.count("\n", 0, bad.start()) + 1
         issues.append(
-            ValidationIssue("control-char", f"Character U+{ord(bad.group()):04X} is not allowed", line=line)
+            ValidationIssue(
+                "control-char",
+                f"Character U+{ord(bad.group()):04X} is not allowed",
+                line=line,
+                key="control-char",
+                params={"char": f"U+{ord(bad.group()):04X}"},
+            )
         )
     return issues
 
@@ -260,15 +279,19 @@ def _safe_root(data: bytes) -> etree._Element:
     try:
         return parse_bytes(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
     except UnsafeXmlError as exc:
-        code = "unsafe" if "DOCTYPE" in exc.reason else "xml"
-        raise InvoiceValidationError([ValidationIssue(code, exc.reason, line=exc.line)]) from None
+        code, key = ("unsafe", "doctype") if "DOCTYPE" in exc.reason else ("xml", "not-well-formed")
+        raise InvoiceValidationError([ValidationIssue(code, exc.reason, line=exc.line, key=key)]) from None
 
 
 def _processing_instructions(root: etree._Element) -> list[ValidationIssue]:
     found = root.xpath("//processing-instruction()")  # "//" starts at the document: the prolog is included
     return [
         ValidationIssue(
-            "declaration", f"Processing instruction <?{pi.target} ...?> is not allowed", line=pi.sourceline
+            "declaration",
+            f"Processing instruction <?{pi.target} ...?> is not allowed",
+            line=pi.sourceline,
+            key="processing-instruction",
+            params={"target": pi.target},
         )
         for pi in found
     ]
@@ -287,6 +310,8 @@ def detect_form_code(data: bytes | etree._Element) -> FormCode:
                     f"Not a KSeF invoice: root element {etree.QName(root).localname!r} in namespace "
                     f"{namespace or '(none)'!r}",
                     line=root.sourceline,
+                    key="not-an-invoice",
+                    params={"root": etree.QName(root).localname, "namespace": namespace or "-"},
                 )
             ]
         )
@@ -314,7 +339,7 @@ def validate_xsd(data: bytes | etree._Element, form: FormCode = FA3) -> list[Val
         errors = list(schema.error_log)
     return [
         ValidationIssue(
-            "schema", _clean_schema_message(e.message), line=e.line, path=_named_path(root, e.path)
+            "schema", _clean_schema_message(e.message), line=e.line, path=_named_path(root, e.path), key="xsd"
         )
         for e in errors
     ]
@@ -374,7 +399,12 @@ def validate(
     form = detect_form_code(root)
     if form is not FA3:
         issues.append(
-            ValidationIssue("form", f"Form {form.system_code} is not accepted here; FA (3) is required")
+            ValidationIssue(
+                "form",
+                f"Form {form.system_code} is not accepted here; FA (3) is required",
+                key="form-not-accepted",
+                params={"form": form.system_code},
+            )
         )
         raise InvoiceValidationError(issues)
     issues += validate_xsd(root, form)
@@ -384,6 +414,8 @@ def validate(
             ValidationIssue(
                 "size",
                 f"The invoice file has {len(data)} bytes; the limit without attachments is {max_size} bytes",
+                key="size-without-attachment",
+                params={"size": len(data), "limit": max_size},
             )
         )
     if issues:
@@ -397,6 +429,8 @@ def validate(
                 f"The issue date (P_1) {invoice.issue_date.isoformat()} is later than today "
                 f"({acceptance.isoformat()})",
                 path="/Faktura/Fa/P_1",
+                key="issue-date",
+                params={"date": invoice.issue_date.isoformat(), "today": acceptance.isoformat()},
             )
         )
     if check_nip:
@@ -417,7 +451,13 @@ def parse_tree(data: bytes) -> tuple[Invoice, etree._Element]:
     form = detect_form_code(root)
     if form is FA_RR1:
         raise InvoiceValidationError(
-            [ValidationIssue("form", "FA_RR (1) invoices (VAT RR, farmers) are not supported by this reader")]
+            [
+                ValidationIssue(
+                    "form",
+                    "FA_RR (1) invoices (VAT RR, farmers) are not supported by this reader",
+                    key="fa-rr",
+                )
+            ]
         )
     return _extract(root, form, data), root
 
@@ -445,7 +485,11 @@ def _nip_issues(invoice: Invoice) -> list[ValidationIssue]:
     parties += [("Podmiot3", p) for p in invoice.third_parties]
     return [
         ValidationIssue(
-            "nip", f"{where}: NIP {party.nip} has a wrong check digit", path=f"/Faktura/{where}/NIP"
+            "nip",
+            f"{where}: NIP {party.nip} has a wrong check digit",
+            path=f"/Faktura/{where}/NIP",
+            key="nip-checksum",
+            params={"party": where, "nip": party.nip},
         )
         for where, party in parties
         if party is not None and party.nip and not is_valid_nip(party.nip)
@@ -539,7 +583,9 @@ def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
         raise InvoiceValidationError(
             [
                 ValidationIssue(
-                    "schema", "The invoice has no Fa section with an issue date (P_1) and number (P_2)"
+                    "schema",
+                    "The invoice has no Fa section with an issue date (P_1) and number (P_2)",
+                    key="no-fa",
                 )
             ]
         )

@@ -40,7 +40,13 @@ MAX_TEXT = 4000
 
 
 class LatarniaError(Exception):
-    """Latarnia could not be read (network, HTTP status, or an answer of the wrong shape)."""
+    """Latarnia could not be read (network, HTTP status, or an answer of the wrong shape).
+
+    ``unreachable``: nothing answered (network); otherwise Latarnia answered something unusable."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,9 @@ class LatarniaClient:
                 self.base_url + path, timeout=self.timeout, headers={"Accept": "application/json"}
             )
         except requests.RequestException as exc:
-            raise LatarniaError(f"Latarnia cannot be reached: {type(exc).__name__}") from None
+            raise LatarniaError(
+                f"Latarnia cannot be reached: {type(exc).__name__}", unreachable=True
+            ) from None
         if resp.status_code != 200:
             raise LatarniaError(f"Latarnia answered HTTP {resp.status_code}")
         try:

@@ -157,6 +157,12 @@ VALID, INVALID, REVIEW = "valid", "invalid", "review"
 class Validity:
     result: str  # valid | invalid | review
     reasons: list[str] = field(default_factory=list)
+    #: the reasons as (stable key, values), in the same order, for programs and translations
+    items: list[tuple[str, dict]] = field(default_factory=list)
+
+    def add(self, key: str, text: str, **params: object) -> None:
+        self.reasons.append(text)
+        self.items.append((key, params))
 
 
 def _is_company(party: Party, nip: str) -> bool:
@@ -177,37 +183,57 @@ def check_addressed_to(
     decide on, or the buyer's name has nothing in common with any of the company's names.
     """
     roles = set(accepted_roles)
-    reasons: list[str] = []
+    found = Validity(REVIEW)
     if invoice.buyer.nip == nip:
-        reasons.append(f"buyer NIP {nip} is the company's")
+        found.add("buyer-is-company", f"buyer NIP {nip} is the company's", nip=nip)
         result = VALID
     else:
         as_third = [p for p in invoice.third_parties if _is_company(p, nip)]
         accepted = [p for p in as_third if p.role in roles]
         if accepted:
             result = VALID
-            reasons.append(f"the company is a third party with role {accepted[0].role}")
+            found.add(
+                "third-party",
+                f"the company is a third party with role {accepted[0].role}",
+                role=accepted[0].role,
+            )
             if invoice.buyer.nip:
-                reasons.append(f"buyer NIP is {invoice.buyer.nip}")
+                found.add("buyer-nip", f"buyer NIP is {invoice.buyer.nip}", nip=invoice.buyer.nip)
         elif as_third:
             result = INVALID
-            reasons.append(
-                f"the company is a third party only with role {as_third[0].role}, not as a recipient"
+            found.add(
+                "third-party-not-recipient",
+                f"the company is a third party only with role {as_third[0].role}, not as a recipient",
+                role=as_third[0].role,
             )
         elif invoice.buyer.nip:
             result = INVALID
-            reasons.append(f"addressed to NIP {invoice.buyer.nip}, not to {nip}")
+            found.add(
+                "other-buyer",
+                f"addressed to NIP {invoice.buyer.nip}, not to {nip}",
+                buyer=invoice.buyer.nip,
+                nip=nip,
+            )
         else:
             result = REVIEW
             kind, value = invoice.buyer.identifier
-            reasons.append(f"the buyer has no Polish NIP ({kind} {value or '-'})")
+            found.add(
+                "no-polish-nip",
+                f"the buyer has no Polish NIP ({kind} {value or '-'})",
+                kind=kind,
+                value=value or "-",
+            )
     names = [company_name] if isinstance(company_name, str) else [n for n in company_name or () if n]
     if result == VALID and names and invoice.buyer.nip == nip:
         theirs = normalize_name(invoice.buyer.name)
         known = [normalize_name(n) for n in names]
         if theirs and all(ours and not ours & theirs for ours in known):
             result = REVIEW
-            reasons.append(
-                f"the buyer's name {invoice.buyer.name!r} is none of the company's names ({', '.join(names)})"
+            found.add(
+                "buyer-name",
+                f"the buyer's name {invoice.buyer.name!r} is none of the company's names ({', '.join(names)})",
+                name=invoice.buyer.name,
+                names=", ".join(names),
             )
-    return Validity(result, reasons)
+    found.result = result
+    return found

@@ -70,6 +70,7 @@ def wait_for_operation(
             f"{what} ended with {code}: {status_text(st)}",
             status_code=code,
             reference_number=reference_number,
+            ksef_text=status_text(st),
         ),
         timeout=timeout,
         poll_interval=poll_interval,

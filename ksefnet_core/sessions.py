@@ -200,6 +200,7 @@ class _SessionBase:
                     + (f" ({'; '.join(st.details)})" if st.details else ""),
                     status_code=st.code,
                     reference_number=st.reference_number,
+                    ksef_text=st.description + (f" ({'; '.join(st.details)})" if st.details else ""),
                 )
             if time.monotonic() + delay > deadline:
                 return st

@@ -41,7 +41,14 @@ from .xmlsafe import UnsafeXmlError, parse_bytes
 
 
 class VisualisationError(ValueError):
-    """The document cannot be rendered (not an invoice or UPO, not well-formed, unsafe XML)."""
+    """The document cannot be rendered (not an invoice or UPO, not well-formed, unsafe XML).
+
+    ``issues``: what is wrong, as :class:`~ksefnet_core.fa3.ValidationIssue` (stable keys and values, for
+    translations); the message is the English text."""
+
+    def __init__(self, message: str, issues: list[fa3.ValidationIssue] | None = None) -> None:
+        super().__init__(message)
+        self.issues = list(issues or [])
 
 
 # -- a tiny HTML builder that escapes everything it was not given as HTML ------------------------------------
@@ -1219,7 +1226,7 @@ def invoice_html(
     try:
         invoice, root = fa3.parse_tree(xml)
     except fa3.InvoiceValidationError as exc:
-        raise VisualisationError(f"The invoice cannot be shown: {exc}") from None
+        raise VisualisationError(f"The invoice cannot be shown: {exc}", exc.issues) from None
     fa = _find(root, "Fa")
     assert fa is not None  # parse_tree() refuses an invoice without Fa
     body = tag(
@@ -1263,11 +1270,16 @@ def upo_html(xml: bytes, *, page: bool = False) -> str:
     try:
         root = parse_bytes(xml[3:] if xml.startswith(b"\xef\xbb\xbf") else xml)
     except UnsafeXmlError as exc:
-        raise VisualisationError(f"The UPO cannot be shown: {exc}") from None
+        key = "doctype" if "DOCTYPE" in exc.reason else "not-well-formed"
+        issue = fa3.ValidationIssue("xml", exc.reason, line=exc.line, key=key)
+        raise VisualisationError(f"The UPO cannot be shown: {exc}", [issue]) from None
     if etree.QName(root).localname != "Potwierdzenie":
+        name = etree.QName(root).localname
         raise VisualisationError(
-            f"Not a KSeF UPO: the root element is {etree.QName(root).localname!r}, not 'Potwierdzenie'"
-        )
+            f"Not a KSeF UPO: the root element is {name!r}, not 'Potwierdzenie'",
+            [fa3.ValidationIssue("form", f"Not a KSeF UPO: the root element is {name!r}", key="not-a-upo",
+                                 params={"root": name})],
+        )  # fmt: skip
     auth = _find(root, "Uwierzytelnienie")
     context = _find(auth, "IdKontekstu")
     context_el = next((c for c in (context if context is not None else []) if isinstance(c.tag, str)), None)

@@ -3,9 +3,9 @@
 
 1. starts the local KSeF simulator (not KSeF) and lets other companies issue purchase invoices to the demo
    NIP;
-2. creates the Odoo database ``ksefnet_demo`` with the three addons: a buffer pointing at the simulator with
-   a KSeF token, shops, catalogs, classification rules, a user per shop and a HiperMarket integration user
-   with an API key;
+2. creates the Odoo database ``ksefnet_demo`` with the three addons and Polish installed: a buffer pointing at
+   the simulator with a KSeF token, shops, catalogs, classification rules, a user per shop (the people read
+   Polish) and a HiperMarket integration user with an API key (English, as an integration writes);
 3. starts Odoo, downloads and classifies the purchase invoices, and plays HiperMarket with the reference
    client (tools/hipermarket_client.py): submits a handful of sales invoices and prints their KSeF numbers;
 4. plays an outage (``--no-outage`` skips it): KSeF fails (the simulator's Latarnia announces it, its API answers
@@ -22,6 +22,7 @@ import argparse
 import sys
 import tempfile
 import time
+import xmlrpc.client
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -41,7 +42,7 @@ DB = "ksefnet_demo"
 SETUP = """
 import datetime
 env.company.name = "Sieć Sklepów Sp. z o.o."
-env.ref("base.user_admin").password = "admin"
+env.ref("base.user_admin").write({"password": "admin", "lang": "pl_PL"})
 buffer = env["ksefnet.buffer"].create({"name": "Sieć Sklepów", "nip": "%(nip)s", "environment": "simulator",
     "api_url": "%(api)s", "company_aliases": "F.H.U. Jan Kowalski\\nSieć Sklepów Sp. z o.o.",
     "download_start_date": datetime.datetime.now() - datetime.timedelta(days=40), "download_mode": "auto"})
@@ -68,12 +69,12 @@ for i, shop in enumerate(shops):
                  "address_match": "shop", "address_shop_id": shop.id, "catalog_id": catalog.id,
                  "shop_action": "matched"})
     login = shop.code.lower()
-    user = env["res.users"].create({"name": "Kierownik " + shop.name, "login": login, "password": "demo",
+    user = env["res.users"].create({"name": "Kierownik " + shop.name, "login": login, "password": "demo", "lang": "pl_PL",
         "groups_id": [(6, 0, [env.ref("base.group_user").id, shop.group_id.id])]})
 Rule.create({"name": "Korekty", "sequence": 30, "buffer_id": buffer.id, "catalog_id": corrections.id,
              "invoice_kind_ids": [(6, 0, env["ksefnet.invoice.kind"].search([("code", "like", "KOR")]).ids)],
              "tag_ids": [(6, 0, kor.ids)]})
-env["res.users"].create({"name": "Księgowa", "login": "ksiegowa", "password": "demo",
+env["res.users"].create({"name": "Księgowa", "login": "ksiegowa", "password": "demo", "lang": "pl_PL",
     "groups_id": [(6, 0, [env.ref("base.group_user").id, env.ref("ksefnet_buffer.group_ksef_admin").id])]})
 hm = env["res.users"].create({"name": "HiperMarket", "login": "hipermarket",
     "groups_id": [(6, 0, [env.ref("base.group_user").id, env.ref("ksefnet_hipermarket.group_hipermarket").id])],
@@ -86,6 +87,24 @@ env.cr.commit()
 print("APIKEY=" + key)
 print("DOWNLOADED=%%s" %% created)
 """
+
+
+def polish_history(url: str, limit: int = 4) -> list[str]:
+    """The newest history entries as the Polish accountant reads them over XML-RPC (no context sent: Odoo
+    uses her language)."""
+    common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
+    uid = common.authenticate(DB, "ksiegowa", "demo", {})
+    models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object")
+    events = models.execute_kw(
+        DB,
+        uid,
+        "demo",
+        "ksefnet.document.event",
+        "search_read",
+        [[]],
+        {"fields": ["message"], "limit": limit},
+    )
+    return [event["message"] for event in events]
 
 
 OFFLINE_CERT = """
@@ -200,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         Odoo.drop_named(DB)
         print(f"Creating the Odoo database {DB} with the KSeFNet addons (about a minute)...", flush=True)
-        odoo = Odoo("ksefnet_hipermarket", workdir=workdir, db=DB)
+        odoo = Odoo("ksefnet_hipermarket", workdir=workdir, db=DB, languages="pl_PL")
         out = odoo.shell(SETUP % {"nip": NIP, "api": sim.api_base, "token": sim.token(NIP)})
         key = next(line[7:] for line in out.splitlines() if line.startswith("APIKEY="))
         downloaded = next(line[11:] for line in out.splitlines() if line.startswith("DOWNLOADED="))
@@ -225,9 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         hm.acknowledge(NIP, [d for d, s in statuses.items() if s["ksef_number"]])
         if not args.no_outage:
             play_outage(sim, odoo, hm, stamp, shops, workdir)
+        print(
+            "\nThe accountant (ksiegowa, Polish) reads the history HiperMarket's English-speaking user caused:"
+        )
+        for line in polish_history(url):
+            print(f"  {line}")
         print(f"\nOdoo: {url}/odoo/action-ksefnet_buffer.action_ksefnet_dashboard  (database {DB})")
         print("  admin / admin (everything), ksiegowa / demo (KSeF administrator),")
-        print("  sklep01, sklep02, sklep03 / demo (each sees only its shop's documents)")
+        print(
+            "  sklep01, sklep02, sklep03 / demo (each sees only its shop's documents); all of them in Polish"
+        )
         print(f"Done in {time.perf_counter() - started:.0f} s.")
         if not args.no_wait:
             print("Odoo keeps running; Ctrl-C stops the demo.")

@@ -95,7 +95,9 @@ class Simulator:
 class Odoo:
     """A database with the given addons installed, then (``serve``) an Odoo server process on it."""
 
-    def __init__(self, modules: str, *, workdir: Path, db: str | None = None, demo: bool = False) -> None:
+    def __init__(
+        self, modules: str, *, workdir: Path, db: str | None = None, demo: bool = False, languages: str = ""
+    ) -> None:
         self.db = db or f"ksefnet_{uuid.uuid4().hex[:8]}"
         self.log = workdir / "odoo.log"
         addons = ",".join(
@@ -118,6 +120,8 @@ class Odoo:
         init = [*self.bin, *self.options, "-i", modules, "--stop-after-init", "--http-port=0"]
         if not demo:
             init.append("--without-demo=all")
+        if languages:  # e.g. "pl_PL": installed with the addons' translations
+            init.append(f"--load-language={languages}")
         subprocess.run(init, check=True, timeout=900)
 
     def shell(self, script: str) -> str:

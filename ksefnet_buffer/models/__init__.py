@@ -1,3 +1,4 @@
+from . import ksefnet_message  # noqa: I001 - first: the other models inherit its mixin
 from . import (
     ksefnet_buffer,
     ksefnet_buffer_sync,

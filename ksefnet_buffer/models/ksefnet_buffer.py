@@ -9,6 +9,7 @@ import psycopg2.errors
 from odoo import SUPERUSER_ID, _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import config, mute_logger
+from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core import environments
 from ksefnet_core.auth import ContextIdentifier, authenticate_with_certificate, authenticate_with_ksef_token
@@ -18,7 +19,10 @@ from ksefnet_core.errors import KsefError
 from ksefnet_core.ids import is_valid_nip, normalize_nip
 from ksefnet_core.throttle import Throttle
 
+from .ksefnet_message import Join, Label, message_field, render, source_field, template_field, user_error
+
 _logger = logging.getLogger(__name__)
+_lt = LazyTranslate(__name__)
 
 ENVIRONMENTS = [
     ("simulator", "Local simulator"),
@@ -73,6 +77,7 @@ _CLIENTS_LOCK = threading.Lock()
 
 class KsefnetBuffer(models.Model):
     _name = "ksefnet.buffer"
+    _inherit = ["ksefnet.message.mixin"]
     _description = "KSeF buffer"
     _order = "name, id"
     _rec_name = "name"
@@ -135,7 +140,9 @@ class KsefnetBuffer(models.Model):
     )
     offline_certificate_valid_to = fields.Datetime("Offline certificate valid to", readonly=True, copy=False)
     offline_certificate_warning = fields.Char(compute="_compute_offline_certificate_warning")
-    last_connection_result = fields.Text(readonly=True, copy=False)
+    last_connection_result = message_field("last_connection_result", "Last Connection Result")
+    last_connection_result_source = source_field("Last Connection Result (as written)")
+    last_connection_result_template = template_field("Last Connection Result (template)")
 
     # -- sending ------------------------------------------------------------------------------------------
     send_enabled = fields.Boolean("Send sales invoices", default=True)
@@ -182,12 +189,11 @@ class KsefnetBuffer(models.Model):
     session_ids = fields.One2many("ksefnet.session", "buffer_id", string="KSeF sessions")
 
     # -- the sending engine's own record of what it does (written by the engine only) ---------------------
-    engine_note = fields.Text(
-        "Sending status",
-        readonly=True,
-        copy=False,
-        help="What the sending engine did last and what it waits for.",
+    engine_note = message_field(
+        "engine_note", "Sending status", help="What the sending engine did last and what it waits for."
     )
+    engine_note_source = source_field("Sending status (as written)")
+    engine_note_template = template_field("Sending status (template)")
     ksef_warning = fields.Text(
         "KSeF warnings",
         readonly=True,
@@ -313,39 +319,43 @@ class KsefnetBuffer(models.Model):
 
         me = self.sudo()
         if not me.offline_certificate_set or not me.offline_certificate_file:
-            raise UserError(
-                _("Buffer %(name)s holds no Offline certificate: KOD II cannot be signed.", name=me.name)
+            raise user_error(
+                self.env,
+                _lt("Buffer %(name)s holds no Offline certificate: KOD II cannot be signed.", name=me.name),
             )
         password = self._unseal(me.offline_certificate_password).decode("utf-8") or None
         try:
             credential = load_credential(self._unseal(me.offline_certificate_file), password)
             check_offline_credential(credential)
         except (CredentialError, OfflineCertificateError) as exc:
-            raise UserError(
-                _("KOD II cannot be signed: %(reason)s", reason=self._offline_certificate_problem(exc))
+            raise user_error(
+                self.env,
+                _lt("KOD II cannot be signed: %(reason)s", reason=self._offline_certificate_problem(exc)),
             ) from None
         return credential
 
     @api.model
     def _offline_certificate_problem(self, exc):
-        """Why a certificate cannot sign KOD II, in the user's language."""
+        """Why a certificate cannot sign KOD II, as a message part (render it where text is needed)."""
         code, day = getattr(exc, "code", None), getattr(exc, "day", None)
         day = day.isoformat() if day else "-"
         if code == "authentication":
-            return _(
+            return _lt(
                 "this is an Authentication-type KSeF certificate (key usage Digital Signature); KOD II must be "
                 "signed with an Offline-type KSeF certificate (key usage Non-Repudiation)."
             )
         if code == "not_offline":
-            return _("this is not an Offline-type KSeF certificate (key usage Non-Repudiation).")
+            return _lt("this is not an Offline-type KSeF certificate (key usage Non-Repudiation).")
         if code == "expired":
-            return _(
+            return _lt(
                 "the Offline certificate expired on %(date)s. Enrol a new Offline certificate in KSeF.",
                 date=day,
             )
         if code == "not_yet_valid":
-            return _("the Offline certificate is valid only from %(date)s.", date=day)
-        return str(exc)
+            return _lt("the Offline certificate is valid only from %(date)s.", date=day)
+        from .ksefnet_errors import credential_reason
+
+        return credential_reason(exc)  # a certificate that cannot be read at all
 
     def action_set_offline_certificate(self):
         return self._open_credentials_wizard("offline_certificate")
@@ -400,10 +410,11 @@ class KsefnetBuffer(models.Model):
             )
             check_offline_credential(credential)
         except (KsefError, ValueError) as exc:
-            reason = (
+            reason = render(
+                self.env,
                 self._offline_certificate_problem(exc)
                 if isinstance(exc, OfflineCertificateError)
-                else describe_ksef_error(self.env, exc)
+                else describe_ksef_error(self.env, exc),
             )
             raise UserError(
                 _("KSeF did not issue an Offline certificate: %(reason)s", reason=reason)
@@ -473,7 +484,7 @@ class KsefnetBuffer(models.Model):
         """The key from the database secret (used when the configuration file gives none)."""
         secret = self.env["ir.config_parameter"].sudo().get_param("database.secret")
         if not secret:
-            raise UserError(_("The database has no secret to protect KSeF credentials with."))
+            raise user_error(self.env, _lt("The database has no secret to protect KSeF credentials with."))
         return derive_key(secret, "ksefnet_buffer credentials")
 
     @api.model
@@ -504,35 +515,38 @@ class KsefnetBuffer(models.Model):
         if value.startswith(FILE_SEALED_PREFIX):
             file_key = self._file_sealing_key()
             if not file_key:
-                raise UserError(
-                    _(
+                raise user_error(
+                    self.env,
+                    _lt(
                         "The KSeF credentials were sealed with the key from Odoo's configuration file "
                         "(option %(option)s), which this server does not have. Put the same key back in the "
                         "configuration file and restart Odoo: the credentials are kept.",
                         option=CONFIG_SEALING_KEY,
-                    )
+                    ),
                 )
             try:
                 return unseal(file_key, value, FILE_SEALED_PREFIX)
             except ValueError:
-                raise UserError(
-                    _(
+                raise user_error(
+                    self.env,
+                    _lt(
                         "The KSeF credentials cannot be opened with the key in Odoo's configuration file "
                         "(option %(option)s): it is not the key they were sealed with. Put the original key "
                         "back: the credentials are kept.",
                         option=CONFIG_SEALING_KEY,
-                    )
+                    ),
                 ) from None
         if not value.startswith(SEALED_PREFIX):
             return value.encode("utf-8")
         try:
             return unseal(self._sealing_key(), value)
         except ValueError:
-            raise UserError(
-                _(
+            raise user_error(
+                self.env,
+                _lt(
                     "The KSeF credentials cannot be opened: the database secret changed since they were "
                     "stored. Set the credentials again."
-                )
+                ),
             ) from None
 
     def _reseal_credentials(self):
@@ -563,11 +577,12 @@ class KsefnetBuffer(models.Model):
         """An authenticated KSeF client for this buffer (cached; tokens are refreshed by the client)."""
         self.ensure_one()
         if not self.sudo().credentials_set:
-            raise UserError(
-                _(
+            raise user_error(
+                self.env,
+                _lt(
                     "Buffer %(name)s has no KSeF credentials: set a token or a certificate first.",
                     name=self.name,
-                )
+                ),
             )
         key = self._credentials_key()
         with _CLIENTS_LOCK:
@@ -639,10 +654,10 @@ class KsefnetBuffer(models.Model):
             client = self._ksef_client(fresh=True)
             limits = client.context_limits()
             online = limits.get("onlineSession") or {}
-            message = _(
+            message = _lt(
                 "Connected to %(env)s as NIP %(nip)s. KSeF accepts invoices up to %(size)s MB and %(count)s "
                 "invoices per session.",
-                env=dict(self._fields["environment"]._description_selection(self.env))[self.environment],
+                env=Label("ksefnet.buffer", "environment", self.environment),
                 nip=self.nip,
                 size=online.get("maxInvoiceSizeInMB", "?"),
                 count=online.get("maxInvoices", "?"),
@@ -663,7 +678,7 @@ class KsefnetBuffer(models.Model):
             "tag": "display_notification",
             "params": {
                 "title": _("KSeF connection"),
-                "message": message,
+                "message": render(self.env, message),
                 "type": kind,
                 "sticky": kind != "success",
                 "next": {"type": "ir.actions.act_window_close"},
@@ -800,15 +815,17 @@ class KsefnetBuffer(models.Model):
     def _engine_report(self, rnd, next_run_at):
         """Write on the buffer (and in the log) what the sending round did and why it waits, until when."""
         self.ensure_one()
-        lines = list(dict.fromkeys(rnd.problems))
+        lines = list({render(self.env, p, "en_US"): p for p in rnd.problems}.values())  # each problem once
         lines += [text for _seconds, text in sorted(rnd.waits.values(), key=lambda w: w[0])]
         if next_run_at:
-            lines.append(_("Next step at %(when)s (UTC).", when=fields.Datetime.to_string(next_run_at)))
+            lines.append(_lt("Next step at %(when)s (UTC).", when=fields.Datetime.to_string(next_run_at)))
         elif not lines:
-            lines.append(_("Nothing to send."))
-        note = "\n".join(lines)
+            lines.append(_lt("Nothing to send."))
+        note = Join("\n", lines)
         if rnd.waits or rnd.problems:
-            _logger.info("KSeF sending for buffer %s: %s", self.nip, note.replace("\n", " "))
+            _logger.info(
+                "KSeF sending for buffer %s: %s", self.nip, render(self.env, note, "en_US").replace("\n", " ")
+            )
         values = {
             "engine_note": note,
             "engine_next_run_at": next_run_at,
@@ -903,7 +920,7 @@ class KsefnetBuffer(models.Model):
                 retry = fields.Datetime.now() + timedelta(minutes=1)
                 buffer.sudo().write(
                     {
-                        "engine_note": _(
+                        "engine_note": _lt(
                             "The last step failed: %(reason)s", reason=describe_ksef_error(env, exc)
                         ),
                         "engine_last_run_at": fields.Datetime.now(),

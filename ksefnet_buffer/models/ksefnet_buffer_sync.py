@@ -1,6 +1,7 @@
 from odoo import fields, models
 
 from .ksefnet_buffer import SUBJECT_TYPES
+from .ksefnet_message import message_field, source_field, template_field
 
 
 class KsefnetBufferSync(models.Model):
@@ -12,6 +13,7 @@ class KsefnetBufferSync(models.Model):
     """
 
     _name = "ksefnet.buffer.sync"
+    _inherit = ["ksefnet.message.mixin"]
     _description = "KSeF download progress"
     _order = "buffer_id, subject_type"
     _rec_name = "subject_type"
@@ -24,12 +26,18 @@ class KsefnetBufferSync(models.Model):
     )
     last_run_at = fields.Datetime(readonly=True)
     last_success_at = fields.Datetime(readonly=True)
-    last_result = fields.Char(readonly=True)
-    last_error = fields.Text(readonly=True)
+    last_result = message_field("last_result", "Last Result", fields.Char)
+    last_result_source = source_field("Last Result (as written)", fields.Char)
+    last_result_template = template_field("Last Result (template)")
+    last_error = message_field("last_error", "Last Error")
+    last_error_source = source_field("Last Error (as written)")
+    last_error_template = template_field("Last Error (template)")
     downloaded_count = fields.Integer("Downloaded in total", readonly=True)
     running = fields.Boolean(readonly=True)
     progress_done = fields.Integer(readonly=True)
-    progress_note = fields.Char(readonly=True)
+    progress_note = message_field("progress_note", "Progress Note", fields.Char)
+    progress_note_source = source_field("Progress Note (as written)", fields.Char)
+    progress_note_template = template_field("Progress Note (template)")
 
     _sql_constraints = [
         (

@@ -23,23 +23,34 @@ from datetime import timedelta
 from markupsafe import Markup
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from psycopg2.extras import execute_values
+from odoo.tools.translate import LazyTranslate
+from psycopg2.extras import Json, execute_values
 
 from ksefnet_core import fa3, visualise
+from ksefnet_core.certificates import CredentialError
 from ksefnet_core.errors import (
+    KsefApiError,
     KsefAuthenticationFailed,
     KsefBadRequest,
     KsefError,
     KsefForbidden,
+    KsefGone,
+    KsefOperationFailed,
+    KsefProtocolError,
     KsefRateLimited,
     KsefServerError,
+    KsefStillInProgress,
     KsefTimeoutError,
     KsefTransportError,
     KsefUnauthorized,
 )
 from ksefnet_core.throttle import ThrottleDeferred
 
+from .ksefnet_errors import FORBIDDEN_REASONS, credential_reason, invoice_issues_part, issues_reason
+from .ksefnet_message import Label, message_field, render, source_field, template_field, user_error
+
 _logger = logging.getLogger(__name__)
+_lt = LazyTranslate(__name__)
 
 STATES = [
     ("waiting", "Waiting"),
@@ -94,54 +105,109 @@ def retry_delay(attempt, retry_after=None):
 
 
 def describe_ksef_error(env, exc):
-    """A sentence a person understands, for a technical or KSeF error (never containing secrets)."""
+    """What went wrong, for a person, as a message part shown in the reader's language (never secrets).
+
+    The core's exception texts are English: each exception class (and KSeF's 403 reason code, a certificate
+    problem's code) has a translatable template here instead; what KSeF itself said (its descriptions are
+    Polish) goes in as it is. Render the part with :func:`~.ksefnet_message.render` where text is needed."""
+    own = getattr(exc, "ksefnet_message", None)  # an error the addons raised with a template (user_error)
+    if own is not None:
+        return own
     if isinstance(exc, ThrottleDeferred):
-        return env._(
+        return _lt(
             "KSeF's request limit is reached for now; the buffer continues in %(s)s seconds.", s=int(exc.wait)
         )
+    if isinstance(exc, CredentialError):
+        return _lt("The certificate cannot be used: %(reason)s.", reason=credential_reason(exc))
+    if not isinstance(exc, KsefError):
+        if isinstance(exc, UserError | ValidationError):
+            return exc.args[0] if exc.args else str(exc)  # raised in the language of whoever raised it
+        if isinstance(exc, ValueError):
+            _logger.warning("KSeF settings cannot be used: %s", exc)
+            return _lt("The buffer's KSeF settings cannot be used; the details are in the server log.")
+        return _lt(
+            "An unexpected problem (%(kind)s) stopped the step; the details are in the server log.",
+            kind=type(exc).__name__,
+        )
+    said = ksef_said(exc)
     if isinstance(exc, KsefRateLimited):
-        return env._(
+        return _lt(
             "KSeF refused the request because of its request limits; retrying after %(s)s seconds.",
             s=int(exc.retry_after or 0),
         )
     if isinstance(exc, KsefAuthenticationFailed):
-        return env._(
+        return _lt(
             "KSeF refused the authentication (code %(code)s): %(text)s. Check the buffer's token or "
             "certificate and the permissions granted in KSeF.",
             code=exc.status_code,
-            text=exc.message,
+            text=said or NO_DESCRIPTION,
         )
     if isinstance(exc, KsefUnauthorized):
-        return env._(
-            "KSeF did not accept the buffer's session (HTTP 401); the buffer will authenticate again."
-        )
+        return _lt("KSeF did not accept the buffer's session (HTTP 401); the buffer will authenticate again.")
     if isinstance(exc, KsefForbidden):
-        return env._(
+        reason = FORBIDDEN_REASONS.get(exc.reason_code) or said or exc.reason_code or NO_DESCRIPTION
+        return _lt(
             "KSeF says the buffer lacks permissions for this operation (%(reason)s). Grant them in KSeF to "
             "the token or certificate used by the buffer.",
-            reason=exc.reason_code or exc.message,
+            reason=reason,
         )
     if isinstance(exc, KsefTimeoutError):
-        return env._(
+        return _lt(
             "KSeF did not answer in time; the buffer will check what KSeF received before sending again."
         )
     if isinstance(exc, KsefTransportError):
-        return env._(
-            "KSeF cannot be reached (network problem): %(text)s. The buffer will retry.", text=exc.message
-        )
+        return _lt("KSeF cannot be reached (network problem). The buffer will retry.")
     if isinstance(exc, KsefServerError):
-        return env._(
+        return _lt(
             "KSeF is unavailable or failed (HTTP %(status)s). The buffer will retry.", status=exc.http_status
         )
+    if isinstance(exc, KsefProtocolError):
+        return _lt("KSeF's answer could not be read; the buffer will retry.")
     if isinstance(exc, KsefBadRequest):
-        return env._("KSeF refused the request: %(text)s", text=str(exc))
-    if isinstance(exc, KsefError):
-        return env._("KSeF error: %(text)s", text=str(exc))
-    return str(exc)
+        return _lt("KSeF refused the request: %(text)s", text=said or _lt("HTTP %(status)s", status=400))
+    if isinstance(exc, KsefGone):
+        return _lt("KSeF no longer keeps the status of this operation (HTTP 410).")
+    if isinstance(exc, KsefStillInProgress):
+        return _lt(
+            "KSeF is still processing the operation %(ref)s; the buffer will check again later.",
+            ref=exc.reference_number or "-",
+        )
+    if isinstance(exc, KsefOperationFailed):
+        return _lt(
+            "KSeF ended the operation %(ref)s with status %(code)s: %(text)s",
+            ref=exc.reference_number or "-",
+            code=exc.status_code,
+            text=said or NO_DESCRIPTION,
+        )
+    if isinstance(exc, KsefApiError):
+        return _lt(
+            "KSeF answered with HTTP %(status)s: %(text)s",
+            status=exc.http_status,
+            text=said or NO_DESCRIPTION,
+        )
+    # the client's own refusals (no access token, no open session): nothing KSeF said
+    return _lt(
+        "The connection to KSeF was not ready (authentication or session); the buffer starts it again."
+    )
+
+
+NO_DESCRIPTION = _lt("no description")
+
+
+def ksef_said(exc):
+    """What KSeF itself said about ``exc`` (codes with its descriptions, else its text), or "" when nothing."""
+    if exc.errors:
+        return "; ".join(
+            (f"{e.code}: {e.description}" if e.code is not None else e.description)
+            + (f" ({', '.join(e.details)})" if e.details else "")
+            for e in exc.errors
+        )
+    return exc.ksef_text or ""
 
 
 class KsefnetDocument(models.Model):
     _name = "ksefnet.document"
+    _inherit = ["ksefnet.message.mixin"]
     _description = "KSeF document"
     _order = "id desc"
     _rec_name = "display_name"
@@ -220,9 +286,13 @@ class KsefnetDocument(models.Model):
     )
     upo_attempts = fields.Integer("UPO attempts", readonly=True, copy=False)
     upo_next_try_at = fields.Datetime("Next UPO attempt", readonly=True, copy=False)
-    upo_last_error = fields.Text("Last UPO problem", readonly=True, copy=False)
+    upo_last_error = message_field("upo_last_error", "Last UPO problem")
+    upo_last_error_source = source_field("Last UPO problem (as written)")
+    upo_last_error_template = template_field("Last UPO problem (template)")
     last_code = fields.Integer("Last KSeF code", readonly=True, copy=False)
-    last_message = fields.Text("Last message", readonly=True, copy=False)
+    last_message = message_field("last_message", "Last message")
+    last_message_source = source_field("Last message (as written)")
+    last_message_template = template_field("Last message (template)")
     retry_count = fields.Integer("Automatic retries so far", readonly=True, copy=False)
     next_retry_at = fields.Datetime("Next automatic retry", readonly=True, copy=False, index=True)
     needs_attention = fields.Boolean(
@@ -244,13 +314,14 @@ class KsefnetDocument(models.Model):
         help="The end of the last day on which the offline invoice may reach KSeF (Polish working days). Empty "
         "for a total failure: no obligation to send.",
     )
-    offline_problem = fields.Text(
+    offline_problem = message_field(
+        "offline_problem",
         "Offline problem",
-        readonly=True,
-        copy=False,
         help="Why the offline invoice lacks something it should have, e.g. KOD II when the Offline certificate "
         "has expired.",
     )
+    offline_problem_source = source_field("Offline problem (as written)")
+    offline_problem_template = template_field("Offline problem (template)")
     offline_deadline_near = fields.Boolean(
         "Deadline near or passed",
         compute="_compute_offline_deadline_near",
@@ -348,7 +419,10 @@ class KsefnetDocument(models.Model):
                     )
                 )
             except visualise.VisualisationError as exc:
-                doc.invoice_html = _cannot_show(_("The invoice cannot be displayed: %(reason)s", reason=exc))
+                reason = render(self.env, issues_reason(exc.issues))
+                doc.invoice_html = _cannot_show(
+                    _("The invoice cannot be displayed: %(reason)s", reason=reason)
+                )
 
     def _kod2_url(self, xml, environment):
         """KOD II of an offline invoice, when the buffer can sign it (else None: the reason is on the document
@@ -376,7 +450,8 @@ class KsefnetDocument(models.Model):
             try:
                 doc.upo_html = Markup(visualise.upo_html(upo))  # noqa: S704 - escaped by the renderer
             except visualise.VisualisationError as exc:
-                doc.upo_html = _cannot_show(_("The UPO cannot be displayed: %(reason)s", reason=exc))
+                reason = render(self.env, issues_reason(exc.issues))
+                doc.upo_html = _cannot_show(_("The UPO cannot be displayed: %(reason)s", reason=reason))
 
     # -- the one place where state changes ------------------------------------------------------------------
     def _set_state(self, new_state, *, code=None, message=None, reference=None, **values):
@@ -416,7 +491,8 @@ class KsefnetDocument(models.Model):
         table = []
         for doc_id, row in rows.items():
             record = {k: v for k, v in row.items() if k not in ("code", "message", "reference")}
-            record.update(state=new_state, last_code=row.get("code") or 0, last_message=row.get("message"))
+            record.update(state=new_state, last_code=row.get("code") or 0)
+            record.update(self._message_columns("last_message", row.get("message")))
             if new_state != "error":
                 record.setdefault("next_retry_at", None)
                 record.setdefault("needs_attention", False)
@@ -424,9 +500,9 @@ class KsefnetDocument(models.Model):
         columns = sorted(table[0][1])
         if any(sorted(record) != columns for _id, record in table):
             raise ValueError("every row of _set_states needs the same fields")
-        values = [(doc_id, *(record[c] for c in columns)) for doc_id, record in table]
-        docs.flush_recordset()
         types = {name: self._fields[name].column_type[1] for name in columns}
+        values = [(doc_id, *(_sql_value(record[c], types[c]) for c in columns)) for doc_id, record in table]
+        docs.flush_recordset()
         assignments = ", ".join(f'"{c}" = v."{c}"::{types[c]}' for c in columns)
         names = ", ".join(f'"{c}"' for c in ["id", *columns])
         execute_values(
@@ -436,7 +512,7 @@ class KsefnetDocument(models.Model):
             values,
             page_size=1000,
         )
-        docs.invalidate_recordset(columns + ["write_date", "write_uid"])
+        docs.invalidate_recordset(columns + ["write_date", "write_uid", "last_message"])
         self._log_events(
             [
                 (doc_id, before[doc_id], new_state, row.get("code"), row.get("message"), row.get("reference"))
@@ -460,7 +536,10 @@ class KsefnetDocument(models.Model):
 
     @api.model
     def _log_events(self, entries):
-        """Append (document id, from state, to state, KSeF code, message, reference) entries to the log."""
+        """Append (document id, from state, to state, KSeF code, message, reference) entries to the log.
+
+        A message is a message part (``_lt(...)``, see ksefnet_message.py): stored as its template and
+        parameters, it reads in each reader's language."""
         self.env["ksefnet.document.event"].sudo().create(
             [
                 {
@@ -545,13 +624,14 @@ class KsefnetDocument(models.Model):
         return super().unlink()
 
     # -- policy: what a failure means -------------------------------------------------------------------
-    def _mark_error(self, exc, *, reference=None, attention=False):
+    def _mark_error(self, exc, *, reference=None, attention=False, message=None):
         """A technical problem: ``error``, retried automatically later (KSeF's Retry-After, else backoff).
 
         ``attention``: no automatic retry helps (KSeF refused the credentials or the whole request): the
-        documents wait for a person, who queues them again once the cause is fixed."""
+        documents wait for a person, who queues them again once the cause is fixed. ``message``: what to
+        record (a message part), when not the description of ``exc``."""
         now = fields.Datetime.now()
-        message = describe_ksef_error(self.env, exc)
+        message = message or describe_ksef_error(self.env, exc)
         retry_after = getattr(exc, "retry_after", None) or getattr(exc, "wait", None)
         code = getattr(exc, "code", None) or getattr(exc, "http_status", None)
         for doc in self:
@@ -755,7 +835,7 @@ class KsefnetDocument(models.Model):
             )
             for _xml, invoice, external_ref, source, shop_code, *extra in entries
         ]
-        docs = self._create_in_state(vals_list, "waiting", _("Validated and queued for KSeF."))
+        docs = self._create_in_state(vals_list, "waiting", _lt("Validated and queued for KSeF."))
         attachments = self._attach_many(
             docs, [e[0] for e in entries], [f"{_safe_name(e[1].number)}.xml" for e in entries]
         )
@@ -802,11 +882,9 @@ class KsefnetDocument(models.Model):
         doc = self._create_in_state(
             vals,
             "sent",
-            _(
+            _lt(
                 "Downloaded from KSeF (%(subject)s).",
-                subject=dict(
-                    self.env["ksefnet.buffer.sync"]._fields["subject_type"]._description_selection(self.env)
-                ).get(subject_type, subject_type),
+                subject=Label("ksefnet.buffer.sync", "subject_type", subject_type),
             ),
             reference=downloaded.ksef_number,
         )
@@ -828,18 +906,27 @@ class KsefnetDocument(models.Model):
         )
         self.env.cr.execute(
             "UPDATE ksefnet_document AS d SET upo_attachment_id = v.att, upo_state = 'stored', "
-            "upo_last_error = NULL, upo_next_try_at = NULL FROM unnest(%s::int[], %s::int[]) AS v(id, att) "
+            "upo_last_error_source = NULL, upo_last_error_template = NULL, upo_next_try_at = NULL FROM unnest(%s::int[], %s::int[]) AS v(id, att) "
             "WHERE d.id = v.id",
             [docs.ids, attachments.ids],
         )
-        docs.invalidate_recordset(["upo_attachment_id", "upo_state", "upo_last_error", "upo_next_try_at"])
-        message = _("UPO (KSeF's receipt) stored.")
+        docs.invalidate_recordset(
+            [
+                "upo_attachment_id",
+                "upo_state",
+                "upo_last_error_source",
+                "upo_last_error_template",
+                "upo_next_try_at",
+            ]
+        )
+        message = _lt("UPO (KSeF's receipt) stored.")
         self._log_events([(d.id, "sent", "sent", 200, message, d.ksef_number) for d in docs])
         docs._on_engine_change()
         return docs
 
     def _upo_failed(self, message):
-        """The UPO could not be fetched now: try again later with growing delays (the document stays sent)."""
+        """The UPO could not be fetched now: try again later with growing delays (the document stays sent).
+        ``message``: why, a message part (see ksefnet_message.py)."""
         now = fields.Datetime.now()
         for attempts, docs in self.grouped("upo_attempts").items():
             docs._engine_write(
@@ -862,7 +949,7 @@ class KsefnetDocument(models.Model):
             if doc.state not in ("error", "failure"):
                 raise UserError(_("Only documents in error or failure can be retried."))
             doc._set_state(
-                "waiting", message=_("Queued again by %(user)s.", user=self.env.user.name), retry_count=0
+                "waiting", message=_lt("Queued again by %(user)s.", user=self.env.user.name), retry_count=0
             )
         self.env["ksefnet.sender"]._trigger()
         return True
@@ -906,7 +993,7 @@ class KsefnetDocument(models.Model):
         self.check_access("write")
         if not self._never_sent():
             raise UserError(_("Only a document that was not sent to KSeF can be replaced."))
-        self._swap_xml(xml, _("Replaced by a new version before sending."))
+        self._swap_xml(xml, _lt("Replaced by a new version before sending."))
         return True
 
     def action_correct(self, xml):
@@ -917,7 +1004,7 @@ class KsefnetDocument(models.Model):
             raise UserError(_("Only a rejected invoice (failure) can be corrected."))
         self._swap_xml(
             xml,
-            _("Corrected invoice queued."),
+            _lt("Corrected invoice queued."),
             ksef_session_ref=False,
             ksef_invoice_ref=False,
             ksef_ambiguous=False,
@@ -932,7 +1019,7 @@ class KsefnetDocument(models.Model):
         try:
             invoice = fa3.validate(xml)
         except fa3.InvoiceValidationError as exc:
-            raise ValidationError(invoice_error_message(self.env, exc)) from None
+            raise user_error(self.env, invoice_issues_part(exc), ValidationError) from None
         if invoice.seller.nip != buffer.nip:
             raise ValidationError(
                 _(
@@ -953,14 +1040,13 @@ class KsefnetDocument(models.Model):
         self._on_arrival()
 
 
-def invoice_error_message(env, exc):
-    lines = [env._("The invoice is not a valid FA(3) document:")]
-    for issue in exc.issues[:20]:
-        where = f" (line {issue.line})" if issue.line else ""
-        lines.append(f"- [{issue.code}] {issue.message}{where}")
-    if len(exc.issues) > 20:
-        lines.append(env._("... and %(n)s more problems.", n=len(exc.issues) - 20))
-    return "\n".join(lines)
+def _sql_value(value, column_type):
+    """A value for ``_set_states``' UPDATE: JSON columns adapted, False as NULL where it is not a boolean."""
+    if column_type == "jsonb":
+        return Json(value) if value else None
+    if value is False and column_type != "bool":
+        return None
+    return value
 
 
 def _offline_anchor(issued_at, issue_date):

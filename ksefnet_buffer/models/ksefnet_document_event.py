@@ -2,6 +2,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from .ksefnet_document import STATES
+from .ksefnet_message import message_field, source_field, template_field
 
 
 class KsefnetDocumentEvent(models.Model):
@@ -11,6 +12,7 @@ class KsefnetDocumentEvent(models.Model):
     """
 
     _name = "ksefnet.document.event"
+    _inherit = ["ksefnet.message.mixin"]
     _description = "KSeF document event"
     _order = "id desc"
     _rec_name = "to_state"
@@ -22,7 +24,9 @@ class KsefnetDocumentEvent(models.Model):
     from_state = fields.Selection(STATES, readonly=True)
     to_state = fields.Selection(STATES, required=True, readonly=True)
     ksef_code = fields.Integer("KSeF code", readonly=True)
-    message = fields.Text(readonly=True)
+    message = message_field("message", "Message")
+    message_source = source_field("Message (as written)")
+    message_template = template_field("Message (template)")
     reference = fields.Char(
         readonly=True, index="trigram", help="KSeF session, invoice or KSeF number reference."
     )

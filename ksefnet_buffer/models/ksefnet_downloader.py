@@ -9,7 +9,8 @@ unique KSeF number per buffer keeps the repeat from creating duplicates.
 import logging
 from datetime import timedelta, timezone
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
+from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core.download import IncrementalDownloader
 from ksefnet_core.errors import KsefError
@@ -18,6 +19,7 @@ from ksefnet_core.throttle import ThrottleDeferred
 from .ksefnet_document import describe_ksef_error
 
 _logger = logging.getLogger(__name__)
+_lt = LazyTranslate(__name__)
 
 #: automatic mode uses export packages for a first download and after a pause longer than this
 EXPORT_AFTER_PAUSE = timedelta(days=1)
@@ -83,7 +85,7 @@ class KsefnetDownloader(models.AbstractModel):
                 "running": True,
                 "last_run_at": fields.Datetime.now(),
                 "progress_done": 0,
-                "progress_note": _("Downloading from %(date)s...", date=start),
+                "progress_note": _lt("Downloading from %(date)s...", date=start),
             }
         )
         buffer._commit("download_start")
@@ -107,7 +109,7 @@ class KsefnetDownloader(models.AbstractModel):
                         "resume_point": batch.resume_point.astimezone(timezone.utc).replace(tzinfo=None),
                         "downloaded_count": sync.downloaded_count + len(new_docs),
                         "progress_done": created,
-                        "progress_note": _(
+                        "progress_note": _lt(
                             "%(count)s new invoices, up to %(date)s.",
                             count=created,
                             date=batch.resume_point.strftime("%Y-%m-%d %H:%M:%S"),
@@ -124,7 +126,7 @@ class KsefnetDownloader(models.AbstractModel):
         if not error:
             values.update(
                 last_success_at=fields.Datetime.now(),
-                last_result=_("%(count)s new invoices downloaded.", count=created),
+                last_result=_lt("%(count)s new invoices downloaded.", count=created),
             )
         sync.write(values)
         buffer._commit("download_end")

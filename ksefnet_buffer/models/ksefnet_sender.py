@@ -35,8 +35,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core import outcomes
 from ksefnet_core.crypto import sha256_b64
@@ -44,9 +45,10 @@ from ksefnet_core.errors import KsefError, KsefServerError, KsefTransportError
 from ksefnet_core.sessions import BatchSession, InvoiceStatus, OnlineSession, prepare_batch
 from ksefnet_core.throttle import ThrottleDeferred
 
-from .ksefnet_document import describe_ksef_error
+from .ksefnet_document import describe_ksef_error, ksef_said
 
 _logger = logging.getLogger(__name__)
+_lt = LazyTranslate(__name__)
 
 #: an ambiguous document not found in its session after this long was not received by KSeF
 RECONCILE_AFTER = timedelta(minutes=5)
@@ -89,6 +91,7 @@ class Round:
             self.ksef_answered = False
 
     def wait(self, what, seconds, sentence):
+        """Wait ``seconds`` for ``what``; ``sentence`` (a message part) says why on the buffer."""
         old = self.waits.get(what)
         if old is None or seconds > old[0]:
             self.waits[what] = (max(0.0, float(seconds)), sentence)
@@ -324,7 +327,7 @@ class KsefnetSender(models.AbstractModel):
                 rnd.wait(
                     "send",
                     amount,
-                    _(
+                    _lt(
                         "%(count)s invoices wait for KSeF's limits on sessions and sends; the next can go in "
                         "%(s)s seconds.",
                         count=due,
@@ -379,7 +382,7 @@ class KsefnetSender(models.AbstractModel):
             for index, doc in enumerate(docs):
                 doc._set_state(
                     "processing",
-                    message=_("Sending to KSeF in online session %(ref)s.", ref=ref),
+                    message=_lt("Sending to KSeF in online session %(ref)s.", ref=ref),
                     reference=ref,
                     ksef_session_ref=ref,
                     ksef_invoice_ref=False,
@@ -408,11 +411,13 @@ class KsefnetSender(models.AbstractModel):
                         doc._set_state(
                             "error",
                             code=exc.code if isinstance(exc, KsefError) and exc.code else 0,
-                            message=_(
+                            message=_lt(
                                 "KSeF session %(ref)s takes no more invoices (%(msg)s); sending in a new "
                                 "session.",
                                 ref=ref,
-                                msg=describe_ksef_error(self.env, exc),
+                                msg=isinstance(exc, KsefError)
+                                and ksef_said(exc)
+                                or describe_ksef_error(self.env, exc),
                             ),
                             reference=ref,
                             ksef_ambiguous=False,
@@ -426,7 +431,12 @@ class KsefnetSender(models.AbstractModel):
                         doc._set_state(
                             "failure",
                             code=exc.code if isinstance(exc, KsefError) and exc.code else 400,
-                            message=_("KSeF refused the invoice: %(msg)s", msg=str(exc)),
+                            message=_lt(
+                                "KSeF refused the invoice: %(msg)s",
+                                msg=isinstance(exc, KsefError)
+                                and ksef_said(exc)
+                                or describe_ksef_error(self.env, exc),
+                            ),
                             reference=ref,
                         )
                         buffer._commit("online_refused")
@@ -442,7 +452,7 @@ class KsefnetSender(models.AbstractModel):
                 ambiguous_in_a_row = 0
                 doc._set_state(
                     "processing",
-                    message=_("Received by KSeF as %(inv)s.", inv=sent.reference_number),
+                    message=_lt("Received by KSeF as %(inv)s.", inv=sent.reference_number),
                     reference=sent.reference_number,
                     ksef_invoice_ref=sent.reference_number,
                     ksef_ambiguous=False,
@@ -486,7 +496,7 @@ class KsefnetSender(models.AbstractModel):
             record = self.env["ksefnet.session"]._record(buffer, ref, "batch")
             docs._set_state(
                 "processing",
-                message=_("Sending to KSeF in batch session %(ref)s.", ref=ref),
+                message=_lt("Sending to KSeF in batch session %(ref)s.", ref=ref),
                 reference=ref,
                 ksef_session_ref=ref,
                 ksef_invoice_ref=False,
@@ -526,7 +536,8 @@ class KsefnetSender(models.AbstractModel):
         for ref, docs in groups.items():
             session = sessions.get(ref)
             if session is None:  # processing without a session: never sent
-                docs._mark_error(KsefError(_("The invoice was not sent in any KSeF session.")))
+                never = _lt("The invoice was not sent in any KSeF session.")
+                docs._mark_error(KsefError(never._source), message=never)
                 continue
             if session.next_poll_at and session.next_poll_at > now:
                 continue
@@ -581,12 +592,8 @@ class KsefnetSender(models.AbstractModel):
                 st = by_hash.get(doc.xml_sha256)
             if st is None:
                 if self._never_received(doc, status, final_session):
-                    doc._mark_error(
-                        KsefError(
-                            _("KSeF did not receive the invoice in session %(ref)s.", ref=record.reference)
-                        ),
-                        reference=record.reference,
-                    )
+                    lost = _lt("KSeF did not receive the invoice in session %(ref)s.", ref=record.reference)
+                    doc._mark_error(KsefError(lost._source), reference=record.reference, message=lost)
                 continue
             outcome = st.outcome
             if outcome == outcomes.ACCEPTED:
@@ -605,22 +612,22 @@ class KsefnetSender(models.AbstractModel):
                 doc._set_state(
                     "failure",
                     code=st.code,
-                    message=_("KSeF rejected the invoice: %(msg)s", msg=st.message),
+                    message=_lt("KSeF rejected the invoice: %(msg)s", msg=st.message),
                     reference=st.reference_number,
                 )
             else:  # cancelled by KSeF (session error, system): not processed, so it can be sent again
+                cancelled = _lt(
+                    "KSeF cancelled the invoice (%(code)s): %(msg)s", code=st.code, msg=st.message
+                )
                 doc._mark_error(
-                    KsefError(
-                        _("KSeF cancelled the invoice (%(code)s): %(msg)s", code=st.code, msg=st.message)
-                    ),
-                    reference=st.reference_number,
+                    KsefError(cancelled._source), reference=st.reference_number, message=cancelled
                 )
         for doc_id, st in found.items():
             doc = self.env["ksefnet.document"].browse(doc_id)
             if doc.state == "processing":
                 doc._set_state(
                     "processing",
-                    message=_("Found in KSeF's session as %(inv)s.", inv=st.reference_number),
+                    message=_lt("Found in KSeF's session as %(inv)s.", inv=st.reference_number),
                     reference=st.reference_number,
                     ksef_invoice_ref=st.reference_number,
                     ksef_ambiguous=False,
@@ -629,9 +636,9 @@ class KsefnetSender(models.AbstractModel):
         return finished + len(accepted)
 
     def _accepted_row(self, doc, st: InvoiceStatus):
-        message = _("KSeF number %(number)s assigned.", number=st.ksef_number)
+        message = _lt("KSeF number %(number)s assigned.", number=st.ksef_number)
         if doc.ksef_ambiguous and not doc.ksef_invoice_ref:
-            message = _("Found in KSeF's session as %(inv)s; KSeF number %(number)s assigned.",
+            message = _lt("Found in KSeF's session as %(inv)s; KSeF number %(number)s assigned.",
                         inv=st.reference_number, number=st.ksef_number)  # fmt: skip
         return {
             "code": st.code,
@@ -672,19 +679,19 @@ class KsefnetSender(models.AbstractModel):
                 doc._set_state(
                     "processing",
                     code=status.code,
-                    message=_("KSeF already had this invoice as %(number)s: adopting it.", number=original),
+                    message=_lt("KSeF already had this invoice as %(number)s: adopting it.", number=original),
                     reference=original,
                     ksef_session_ref=status.original_session_reference_number or doc.ksef_session_ref,
                 )
                 row = self._accepted_row(doc, status)
                 row.update(ksef_number=original, reference=original, code=200,
-                           message=_("KSeF number %(number)s assigned.", number=original))  # fmt: skip
+                           message=_lt("KSeF number %(number)s assigned.", number=original))  # fmt: skip
                 self.env["ksefnet.document"]._set_states("sent", {doc.id: row})
                 return
         doc._set_state(
             "failure",
             code=status.code,
-            message=_(
+            message=_lt(
                 "KSeF already holds a different invoice with this seller, kind and number (%(number)s): "
                 "%(msg)s. Give the invoice a new number and resubmit it.",
                 number=original or "-",
@@ -775,7 +782,7 @@ class KsefnetSender(models.AbstractModel):
                 rnd.wait(
                     "sessionMisc",
                     wait,
-                    _(
+                    _lt(
                         "UPOs wait for KSeF's limit on session requests (%(count)s left).",
                         count=len(docs) - len(got),
                     ),

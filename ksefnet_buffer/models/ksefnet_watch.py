@@ -11,13 +11,16 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
+from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core import latarnia
 from ksefnet_core.offline import OfflineError, Outage, OutageKind, send_deadline
 
 from .ksefnet_document import _offline_anchor
+from .ksefnet_message import message_field, source_field, template_field
 
 _logger = logging.getLogger(__name__)
+_lt = LazyTranslate(__name__)
 
 AVAILABILITY = [
     ("available", "Available"),
@@ -52,7 +55,9 @@ class KsefnetBuffer(models.Model):
     ksef_messages = fields.Text("KSeF announcements", readonly=True, copy=False)
     latarnia_status = fields.Char("Latarnia status", readonly=True, copy=False)
     latarnia_checked_at = fields.Datetime("Latarnia checked at", readonly=True, copy=False)
-    latarnia_problem = fields.Char("Latarnia problem", readonly=True, copy=False)
+    latarnia_problem = message_field("latarnia_problem", "Latarnia problem", fields.Char)
+    latarnia_problem_source = source_field("Latarnia problem (as written)", fields.Char)
+    latarnia_problem_template = template_field("Latarnia problem (template)")
     ksef_answered_at = fields.Datetime("KSeF last answered at", readonly=True, copy=False)
     ksef_unanswered_at = fields.Datetime("KSeF last failed to answer at", readonly=True, copy=False)
 
@@ -104,14 +109,21 @@ class KsefnetBuffer(models.Model):
                     status = client.status().status
                     messages = client.messages()
                 except latarnia.LatarniaError as exc:
-                    problem = _(
-                        "Latarnia, KSeF's status service, could not be read: %(reason)s", reason=str(exc)
+                    # its English detail stays in the log
+                    problem = (
+                        _lt(
+                            "Latarnia, KSeF's status service, cannot be reached; the buffer asks again later."
+                        )
+                        if exc.unreachable
+                        else _lt(
+                            "Latarnia, KSeF's status service, answered something the buffer cannot read."
+                        )
                     )
                     _logger.info("Latarnia for buffer %s: %s", buffer.nip, exc)
                 finally:
                     client.close()
             else:
-                problem = _("KSeF publishes no Latarnia address for this environment.")
+                problem = _lt("KSeF publishes no Latarnia address for this environment.")
             buffer._record_availability(status, messages, problem, commit=commit)
 
     def _record_availability(self, status, messages, problem=False, commit=True):

@@ -5,6 +5,7 @@ from . import (
     test_download,
     test_engine_transactions,
     test_i18n,
+    test_messages_i18n,
     test_offline_deadlines,
     test_readable,
     test_security,

@@ -152,7 +152,7 @@ class TestEngineTransactions(BaseCase):
                 self.assertEqual(env["ksefnet.buffer"]._run_isolated("ksefnet.sender", buffer.id), 0)
         with self.worker() as env:
             env.cr.execute(
-                "SELECT send_lease_until, engine_note FROM ksefnet_buffer WHERE id = %s", [buffer.id]
+                "SELECT send_lease_until, engine_note_source FROM ksefnet_buffer WHERE id = %s", [buffer.id]
             )
             lease, note = env.cr.fetchone()
             self.assertIsNone(lease, "the lease was given back")
@@ -190,7 +190,9 @@ class TestEngineTransactions(BaseCase):
             self.assertIn("credentials", stuck_docs.with_env(env)[0].last_message)
             self.assertEqual(self.states(env, broken_docs), ["waiting"], "rolled back, not half-sent")
             broken_buffer = env["ksefnet.buffer"].browse(broken.id)
-            self.assertIn("a bug in one buffer", broken_buffer.engine_note)
+            # an unexpected exception's English text stays in the log; the note names its kind
+            self.assertIn("RuntimeError", broken_buffer.engine_note)
+            self.assertNotIn("a bug in one buffer", broken_buffer.engine_note)
             self.assertTrue(broken_buffer.engine_next_run_at, "tried again later")
             env.cr.execute(
                 "SELECT count(*) FROM ksefnet_buffer WHERE id IN %s AND send_lease_until IS NOT NULL",

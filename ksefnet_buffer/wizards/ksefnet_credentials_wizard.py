@@ -7,6 +7,9 @@ from odoo.exceptions import UserError
 from ksefnet_core.certificates import CertificateKind, CredentialError, load_credential
 from ksefnet_core.errors import KsefError
 
+from ..models.ksefnet_errors import credential_reason
+from ..models.ksefnet_message import render
+
 KIND_TO_FIELD = {
     CertificateKind.COMPANY_SEAL: "company_seal",
     CertificateKind.PERSONAL_NIP: "personal",
@@ -95,7 +98,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
             raise UserError(
                 _(
                     "KSeF did not accept these credentials, so the previous ones are kept: %(reason)s",
-                    reason=describe_ksef_error(self.env, exc),
+                    reason=render(self.env, describe_ksef_error(self.env, exc)),
                 )
             ) from None
 
@@ -130,7 +133,7 @@ class KsefnetCredentialsWizard(models.TransientModel):
             raise UserError(
                 _(
                     "The Offline certificate cannot be used: %(reason)s The previous one is kept.",
-                    reason=buffer._offline_certificate_problem(exc),
+                    reason=render(self.env, buffer._offline_certificate_problem(exc)),
                 )
             ) from None
         if credential.subject_nip and credential.subject_nip != buffer.nip:
@@ -183,7 +186,8 @@ class KsefnetCredentialsWizard(models.TransientModel):
             try:
                 credential = load_credential(data, password, key_data=key)
             except CredentialError as exc:
-                raise UserError(_("The certificate cannot be used: %(reason)s", reason=str(exc))) from None
+                reason = render(self.env, credential_reason(exc))
+                raise UserError(_("The certificate cannot be used: %(reason)s.", reason=reason)) from None
             if credential.not_after < datetime.now(timezone.utc):
                 raise UserError(
                     _(

@@ -1,4 +1,5 @@
 from . import (
+    ir_module,
     ksefnet_buffer,
     ksefnet_catalog,
     ksefnet_classification_rule,

@@ -10,6 +10,8 @@ and the rule's Test button both use them.
 from dataclasses import dataclass
 
 from odoo import _, fields, models
+from odoo.addons.ksefnet_buffer.models.ksefnet_message import Label
+from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core.matching import (
     ShopAddress,
@@ -21,6 +23,8 @@ from ksefnet_core.matching import (
 )
 
 from .ksefnet_shop import _lines
+
+_lt = LazyTranslate(__name__)
 
 TEXT_FIELDS = [
     ("invoice_number", "Invoice number"),
@@ -144,22 +148,27 @@ class KsefnetClassificationRule(models.Model):
             for rule in self
         ]
 
-    def _reason_text(self, reason):
-        """A matched condition, in the user's language."""
+    def _reason_part(self, reason):
+        """A matched condition, as a message part (shown in the reader's language)."""
         key, params = reason
-        _ = self.env._
-        texts = {
-            "direction": lambda: _("direction %(d)s", **params),
-            "kind": lambda: _("kind %(k)s", **params),
-            "seller": lambda: _("seller NIP %(nip)s", **params),
-            "gross": lambda: _("gross %(amount)s", **params),
-            "validity": lambda: _("validity %(v)s", **params),
-            "text": lambda: _("%(field)s contains %(text)s", **params),
-            "address": lambda: _("address of shop %(code)s", **params),
-            "gln": lambda: _("GLN %(gln)s", **params),
-            "delivery": lambda: _("delivery id %(id)s", **params),
+        parts = {
+            "direction": lambda: _lt(
+                "direction %(d)s", d=Label("ksefnet.document", "direction", params["d"])
+            ),
+            "kind": lambda: _lt("kind %(k)s", k=Label("ksefnet.document", "invoice_kind", params["k"])),
+            "seller": lambda: _lt("seller NIP %(nip)s", **params),
+            "gross": lambda: _lt("gross %(amount)s", **params),
+            "validity": lambda: _lt("validity %(v)s", v=Label("ksefnet.document", "validity", params["v"])),
+            "text": lambda: _lt(
+                "%(field)s contains %(text)s",
+                field=Label("ksefnet.classification.rule", "text_field", params["field"]),
+                text=params["text"],
+            ),
+            "address": lambda: _lt("address of shop %(code)s", **params),
+            "gln": lambda: _lt("GLN %(gln)s", **params),
+            "delivery": lambda: _lt("delivery id %(id)s", **params),
         }
-        return texts[key]()
+        return parts[key]()
 
     # -- user actions ----------------------------------------------------------------------------------------
     def action_test_rule(self):

@@ -3,6 +3,13 @@
 import logging
 
 from odoo import _, fields, models
+from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
+    Join,
+    message_field,
+    source_field,
+    template_field,
+)
+from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core import fa3
 from ksefnet_core.matching import check_addressed_to
@@ -10,6 +17,27 @@ from ksefnet_core.matching import check_addressed_to
 from .ksefnet_classification_rule import _facts
 
 _logger = logging.getLogger(__name__)
+_lt = LazyTranslate(__name__)
+
+#: why a purchase invoice is (or is not) addressed to the company (ksefnet_core.matching's Validity.items)
+VALIDITY_REASONS = {
+    "buyer-is-company": _lt("the buyer's NIP %(nip)s is the company's"),
+    "third-party": _lt("the company is a third party with role %(role)s"),
+    "buyer-nip": _lt("the buyer's NIP is %(nip)s"),
+    "third-party-not-recipient": _lt(
+        "the company is a third party only with role %(role)s, not as a recipient"
+    ),
+    "other-buyer": _lt("addressed to NIP %(buyer)s, not to %(nip)s"),
+    "no-polish-nip": _lt("the buyer has no Polish NIP (%(kind)s %(value)s)"),
+    "buyer-name": _lt("the buyer's name '%(name)s' is none of the company's names (%(names)s)"),
+}
+#: the kinds of buyer identifiers KSeF's metadata names (Party.identifier)
+IDENTIFIER_KINDS = {
+    "VatUe": _lt("EU VAT number"),
+    "Other": _lt("other identifier"),
+    "InternalId": _lt("internal identifier"),
+    "None": _lt("no identifier"),
+}
 
 VALIDITY = [("valid", "Addressed to us"), ("invalid", "Not addressed to us"), ("review", "To review")]
 
@@ -21,9 +49,13 @@ class KsefnetDocument(models.Model):
     shop_id = fields.Many2one("ksefnet.shop", "Shop", index=True)
     tag_ids = fields.Many2many("ksefnet.tag", string="Tags")
     validity = fields.Selection(VALIDITY, readonly=True, index=True)
-    validity_reasons = fields.Text("Validity reasons", readonly=True)
+    validity_reasons = message_field("validity_reasons", "Validity reasons")
+    validity_reasons_source = source_field("Validity reasons (as written)")
+    validity_reasons_template = template_field("Validity reasons (template)")
     rule_ids = fields.Many2many("ksefnet.classification.rule", string="Matched rules", readonly=True)
-    classification_note = fields.Text("Why", readonly=True)
+    classification_note = message_field("classification_note", "Why")
+    classification_note_source = source_field("Why (as written)")
+    classification_note_template = template_field("Why (template)")
     classified_at = fields.Datetime(readonly=True)
 
     def _on_arrival(self, invoices=None):
@@ -40,16 +72,16 @@ class KsefnetDocument(models.Model):
         self.ensure_one()
         buffer = self.buffer_id
         if self.direction == "sales" or self.own_issued:
-            return "valid", _("The company is the seller.")
+            return "valid", _lt("The company is the seller.")
         if invoice is None:
-            return "review", _("The invoice XML cannot be read.")
+            return "review", _lt("The invoice XML cannot be read.")
         checked = check_addressed_to(
             invoice,
             buffer.nip,
             company_name=buffer._company_names(),
             accepted_roles=buffer._accepted_roles(),
         )
-        return checked.result, "\n".join(checked.reasons)
+        return checked.result, Join("\n", [_validity_reason(key, params) for key, params in checked.items])
 
     def _classify(self, invoices=None):
         """Run the validity check and the buffer's rules on these documents and store the result.
@@ -58,7 +90,7 @@ class KsefnetDocument(models.Model):
         Rule = self.env["ksefnet.classification.rule"].sudo()
         Shop = self.env["ksefnet.shop"].sudo()
         now = fields.Datetime.now()
-        always = _("always")  # a rule without conditions
+        always = _lt("always")  # a rule without conditions
         for buffer in self.buffer_id:
             rules = Rule.search([("buffer_id", "=", buffer.id)])._compile(
                 shops := Shop.search([("buffer_id", "=", buffer.id)])
@@ -85,8 +117,8 @@ class KsefnetDocument(models.Model):
                     if not ok:
                         continue
                     matched.append(rule.rule_id)
-                    because = ", ".join(Rule._reason_text(w) for w in why) or always
-                    notes.append(f"{rule.name}: {because}")
+                    because = Join(", ", [Rule._reason_part(w) for w in why]) if why else always
+                    notes.append(Join(": ", [rule.name, because]))
                     if rule.catalog_id:
                         values["catalog_id"] = rule.catalog_id
                     if rule.shop_action == "set" and rule.shop_id:
@@ -97,7 +129,9 @@ class KsefnetDocument(models.Model):
                     if rule.stop:
                         break
                 values["rule_ids"] = [(6, 0, matched)]
-                values["classification_note"] = "\n".join(notes) or _("No rule matched: Unassigned.")
+                values["classification_note"] = (
+                    Join("\n", notes) if notes else _lt("No rule matched: Unassigned.")
+                )
                 if tags:
                     values["tag_ids"] = [(4, t) for t in sorted(tags)]
                 key = tuple(sorted((k, repr(v)) for k, v in values.items()))
@@ -150,3 +184,12 @@ def _parse(xml):
         return fa3.parse(xml)
     except fa3.InvoiceValidationError:
         return None
+
+
+def _validity_reason(key, params):
+    template = VALIDITY_REASONS.get(key)
+    if template is None:  # a reason this addon does not know yet: its key, never a wrong sentence
+        return key
+    if key == "no-polish-nip":
+        params = dict(params, kind=IDENTIFIER_KINDS.get(params.get("kind"), params.get("kind")))
+    return type(template)(template._source, **params, _module=template._module)

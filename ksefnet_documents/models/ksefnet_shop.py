@@ -1,8 +1,13 @@
 import re
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
+from odoo.addons.ksefnet_buffer.models.ksefnet_message import render
+from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core.matching import ShopAddress
+
+_lt = LazyTranslate(__name__)
+GROUP_NAME = _lt("Shop %(code)s: %(name)s")
 
 
 def _lines(text):
@@ -53,21 +58,22 @@ class KsefnetShop(models.Model):
             shop.group_id = (
                 self.env["res.groups"]
                 .sudo()
+                .with_context(lang="en_US")
                 .create(
                     {
-                        "name": _("Shop %(code)s: %(name)s", code=shop.code, name=shop.name),
+                        "name": shop._group_names()["en_US"],
                         "category_id": category.id,
                         "implied_ids": [(4, self.env.ref("ksefnet_buffer.group_ksef_user").id)],
                     }
                 )
             )
+        shops._name_groups()
         return shops
 
     def write(self, vals):
         result = super().write(vals)
         if {"name", "code"} & set(vals):
-            for shop in self.filtered("group_id"):
-                shop.group_id.sudo().name = _("Shop %(code)s: %(name)s", code=shop.code, name=shop.name)
+            self._name_groups()
         if "user_ids" in vals or "active" in vals:
             self.env.registry.clear_cache()  # record rules depend on shop membership
         return result
@@ -78,6 +84,21 @@ class KsefnetShop(models.Model):
         groups.sudo().unlink()
         self.env.registry.clear_cache()
         return result
+
+    def _group_names(self, langs=None):
+        """{language: the shop's group name in it}, for ``langs`` (default: every installed language)."""
+        self.ensure_one()
+        langs = langs or [code for code, _name in self.env["res.lang"].get_installed()]
+        part = type(GROUP_NAME)(
+            GROUP_NAME._source, code=self.code, name=self.name, _module=GROUP_NAME._module
+        )
+        return {lang: render(self.env, part, lang) for lang in {"en_US", *langs}}
+
+    def _name_groups(self, langs=None):
+        """Name the shops' groups in every installed language (res.groups.name is translatable): a Polish
+        administrator reads "Sklep SKLEP02: ...", an English one "Shop SKLEP02: ..."."""
+        for shop in self.sudo().with_context(active_test=False).filtered("group_id"):
+            shop.group_id.update_field_translations("name", shop._group_names(langs))
 
     # -- matching -------------------------------------------------------------------------------------------
     def _address(self):

@@ -233,9 +233,11 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 signers[buffer.id] = exc
         signer = signers[buffer.id]
         if isinstance(signer, UserError):
-            result["kod2_error"] = str(signer)
-            if doc.offline_problem != result["kod2_error"]:
-                doc._engine_write({"offline_problem": result["kod2_error"]})
+            result["kod2_error"] = str(signer)  # in the caller's language
+            problem = getattr(signer, "ksefnet_message", None) or str(signer)  # on the document: the reader's
+            columns = doc._message_columns("offline_problem", problem)
+            if doc.offline_problem_source != columns["offline_problem_source"]:
+                doc._engine_write({"offline_problem": problem})
             return result
         kod2 = ksef_offline.kod2_url(environment, buffer.nip, xml, signer)
         result["kod2"] = _code(kod2, ksef_qr.CERTIFICATE_LABEL, svg)
