@@ -23,6 +23,11 @@ class TestBuffer(KsefSimulatorCase):
         normalised = self.env["ksefnet.buffer"].create({"name": "Dashes", "nip": "111-111-11-11"})
         self.assertEqual(normalised.nip, "1111111111")
 
+    def test_saving_checked_credentials_records_the_connection(self):
+        self.set_token(self.buffer, self.mint_token(self.nip))
+        self.assertIn(self.nip, self.buffer.last_connection_result)
+        self.assertTrue(self.buffer.last_connection_at)
+
     def test_token_connection_reports_success_in_plain_words(self):
         result = self.buffer.action_test_connection()
         self.assertEqual(result["params"]["type"], "success", result["params"]["message"])

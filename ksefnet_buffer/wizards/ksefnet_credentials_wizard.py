@@ -237,4 +237,6 @@ class KsefnetCredentialsWizard(models.TransientModel):
         self.write(
             {"ksef_token": False, "certificate_file": False, "key_file": False, "certificate_password": False}
         )
+        if self.verify:  # checked: the buffer's "last connection" says so, and the administrator sees it
+            return buffer.action_test_connection()
         return {"type": "ir.actions.act_window_close"}

@@ -1,6 +1,8 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
+from .ksefnet_shop import _the_only_buffer
+
 
 class KsefnetCatalog(models.Model):
     """A folder of KSeF documents: a tree per buffer (catalog, sub-catalog, any depth)."""
@@ -17,7 +19,13 @@ class KsefnetCatalog(models.Model):
     parent_id = fields.Many2one("ksefnet.catalog", "Parent catalog", index=True, ondelete="restrict")
     parent_path = fields.Char(index=True)
     child_ids = fields.One2many("ksefnet.catalog", "parent_id", "Sub-catalogs")
-    buffer_id = fields.Many2one("ksefnet.buffer", required=True, ondelete="cascade", index=True)
+    buffer_id = fields.Many2one(
+        "ksefnet.buffer",
+        required=True,
+        ondelete="cascade",
+        index=True,
+        default=lambda self: _the_only_buffer(self.env),
+    )
     company_id = fields.Many2one(related="buffer_id.company_id", store=True, index=True)
     active = fields.Boolean(default=True)
     document_count = fields.Integer(compute="_compute_document_count")
@@ -30,13 +38,12 @@ class KsefnetCatalog(models.Model):
             catalog.complete_name = f"{parent} / {name}" if parent else catalog.name
 
     def _compute_document_count(self):
-        counts = dict(
-            self.env["ksefnet.document"]._read_group(
-                [("catalog_id", "in", self.ids)], ["catalog_id"], ["__count"]
-            )
-        )
+        """The documents of the catalog and of its sub-catalogs (as a folder counts)."""
+        Document = self.env["ksefnet.document"]
         for catalog in self:
-            catalog.document_count = counts.get(catalog, 0)
+            catalog.document_count = (
+                Document.search_count([("catalog_id", "child_of", catalog.id)]) if catalog.id else 0
+            )
 
     @api.constrains("parent_id")
     def _check_parent(self):

@@ -22,7 +22,7 @@ from ksefnet_core.matching import (
     padded_address,
 )
 
-from .ksefnet_shop import _lines
+from .ksefnet_shop import _lines, _the_only_buffer
 
 _lt = LazyTranslate(__name__)
 
@@ -46,7 +46,13 @@ class KsefnetClassificationRule(models.Model):
     name = fields.Char(required=True)
     sequence = fields.Integer(default=10)
     active = fields.Boolean(default=True)
-    buffer_id = fields.Many2one("ksefnet.buffer", required=True, ondelete="cascade", index=True)
+    buffer_id = fields.Many2one(
+        "ksefnet.buffer",
+        required=True,
+        ondelete="cascade",
+        index=True,
+        default=lambda self: _the_only_buffer(self.env),
+    )
     company_id = fields.Many2one(related="buffer_id.company_id", store=True, index=True)
     # -- conditions (all that are set must hold) ------------------------------------------------------------
     direction = fields.Selection(

@@ -27,7 +27,13 @@ class KsefnetShop(models.Model):
 
     name = fields.Char(required=True)
     code = fields.Char(required=True, help="The shop's code in HiperMarket.")
-    buffer_id = fields.Many2one("ksefnet.buffer", required=True, ondelete="cascade", index=True)
+    buffer_id = fields.Many2one(
+        "ksefnet.buffer",
+        required=True,
+        ondelete="cascade",
+        index=True,
+        default=lambda self: _the_only_buffer(self.env),
+    )
     company_id = fields.Many2one(related="buffer_id.company_id", store=True, index=True)
     active = fields.Boolean(default=True)
     street = fields.Char(help="Street and building number, e.g. ul. Handlowa 7 lok. 2")
@@ -115,3 +121,9 @@ class KsefnetShop(models.Model):
 
     def _delivery_patterns(self):
         return _lines(self.delivery_patterns)
+
+
+def _the_only_buffer(env):
+    """The buffer to preselect: the only one there is (none when there are several)."""
+    buffers = env["ksefnet.buffer"].search([], limit=2)
+    return buffers.id if len(buffers) == 1 else False

@@ -21,7 +21,10 @@ class TestMainScreens(DocumentsCase, HttpCase):
             ["ksefnet_buffer", "ksefnet_documents", "ksefnet_hipermarket"], ["pl_PL"], overwrite=True
         )
         cls.buffer.name = "Sieć Sklepów"
-        cls.generated(number="FV/ZAKUP/1")
+        purchase = cls.generated(number="FV/ZAKUP/1")
+        costs = cls.catalog("Koszty")
+        purchase.catalog_id = cls.catalog("Energia", costs)
+        cls.generated(number="FV/INNE/1").catalog_id = cls.catalog("Inne")
         sale = cls.Document._create_submitted(cls.buffer, sample_invoice(seller_nip=US, number="FV/ODRZ/1"))
         sale._set_state("processing")
         sale._set_state("failure", code=450, message="Błąd weryfikacji semantyki dokumentu faktury")
@@ -51,3 +54,6 @@ class TestMainScreens(DocumentsCase, HttpCase):
 
     def test_the_ksef_role_on_the_user_form(self):
         self.tour("ksefnet_user_role", "/odoo/action-base.action_res_users")
+
+    def test_the_catalog_tree(self):
+        self.tour("ksefnet_catalog_tree", "/odoo/action-ksefnet_buffer.action_ksefnet_purchases")

@@ -96,3 +96,20 @@ class TestUserScreens(DocumentsCase):
         for action in (self.buffer.action_send_now(), self.buffer.action_download_now()):
             self.assertEqual(action["tag"], "display_notification")
             self.assertTrue(action["params"]["message"])
+
+    def test_a_catalog_counts_its_sub_catalogs_and_the_only_buffer_is_preselected(self):
+        costs = self.catalog("Koszty")
+        energy = self.catalog("Energia", costs)
+        self.generated(number="FV/C/1").catalog_id = energy
+        self.generated(number="FV/C/2").catalog_id = costs
+        costs.invalidate_recordset()
+        self.assertEqual(
+            (costs.document_count, energy.document_count), (2, 1), "a folder counts what is inside"
+        )
+        action = costs.action_open_documents()
+        self.assertEqual(self.Document.search_count(action["domain"]), 2)
+        if self.env["ksefnet.buffer"].search_count([]) == 1:
+            for model in ("ksefnet.catalog", "ksefnet.classification.rule", "ksefnet.shop"):
+                self.assertEqual(self.env[model].new({}).buffer_id, self.buffer, model)
+        self.env["ksefnet.buffer"].create({"name": "Druga", "nip": "5265877635"})
+        self.assertFalse(self.env["ksefnet.catalog"].new({}).buffer_id, "with several, the user chooses")

@@ -28,6 +28,26 @@ registry.category("web_tour.tours").add("ksefnet_overview_and_purchases", {
     ],
 });
 
+registry.category("web_tour.tours").add("ksefnet_catalog_tree", {
+    url: "/odoo/action-ksefnet_buffer.action_ksefnet_purchases",
+    steps: () => [
+        { content: "the catalog tree beside the list", trigger: ".o_search_panel .o_search_panel_label_title:contains('Koszty')" },
+        { content: "open the parent catalog", trigger: ".o_search_panel_category_value .o_search_panel_label_title:contains('Koszty')", run: "click" },
+        { content: "its sub-catalog's invoice is there", trigger: ".o_list_view .o_data_row .o_data_cell:contains('FV/ZAKUP/1')" },
+        {
+            content: "and nothing from another catalog",
+            trigger: ".o_list_view .o_data_row",
+            run: () => {
+                if (document.querySelectorAll(".o_list_view .o_data_row").length !== 1) {
+                    throw new Error("the parent catalog should show its sub-catalog's one invoice");
+                }
+            },
+        },
+        { content: "open it", trigger: ".o_list_view .o_data_row .o_data_cell:contains('FV/ZAKUP/1')", run: "click" },
+        { content: "the invoice, its seller in Polish", trigger: ".o_form_view:contains('Sprzedawca')" },
+    ],
+});
+
 registry.category("web_tour.tours").add("ksefnet_rejected_sale", {
     url: "/odoo/action-ksefnet_buffer.action_ksefnet_sales",
     steps: () => [
