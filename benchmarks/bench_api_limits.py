@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
-from bench_hipermarket import NIP, SETUP  # noqa: E402
+from bench_hipermarket import NIP, start_stack  # noqa: E402
 from ksefnet_stack import ODOO_PATH, Odoo, odoo_available  # noqa: E402
 
 from ksefnet_core.testing import sample_invoice  # noqa: E402
@@ -49,11 +49,7 @@ def main() -> None:
         return
     odoo = Odoo("ksefnet_hipermarket", workdir=Path(tempfile.mkdtemp(prefix="ksefnet-bench-")))
     try:
-        out = odoo.shell(SETUP % {"nip": NIP})
-        keys = dict(
-            line.split("=", 1) for line in out.splitlines() if line.startswith(("HMKEY=", "ADMINKEY="))
-        )
-        url = odoo.serve()
+        url, keys = start_stack(odoo)
         assert odoo.proc is not None
         pid = odoo.proc.pid
         proxy = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)

@@ -43,6 +43,13 @@ env.cr.commit()
 """
 
 
+def start_stack(odoo: Odoo) -> tuple[str, dict[str, str]]:
+    """The buffer, the integration user and the API keys (SETUP), then the server: (URL, {"HMKEY", "ADMINKEY"})."""
+    out = odoo.shell(SETUP % {"nip": NIP})
+    keys = dict(line.split("=", 1) for line in out.splitlines() if line.startswith(("HMKEY=", "ADMINKEY=")))
+    return odoo.serve(), keys
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--invoices", type=int, default=10_000)
@@ -53,11 +60,7 @@ def main() -> None:
         return
     odoo = Odoo("ksefnet_hipermarket", workdir=Path(tempfile.mkdtemp(prefix="ksefnet-bench-")))
     try:
-        out = odoo.shell(SETUP % {"nip": NIP})
-        keys = dict(
-            line.split("=", 1) for line in out.splitlines() if line.startswith(("HMKEY=", "ADMINKEY="))
-        )
-        url = odoo.serve()
+        url, keys = start_stack(odoo)
         xmls = [sample_invoice(seller_nip=NIP, number=f"FV/BENCH/{i}") for i in range(args.invoices)]
         hm = HiperMarketClient(url, odoo.db, "hipermarket", keys["HMKEY"])
         start = time.perf_counter()

@@ -64,6 +64,15 @@ WARNINGS_SHOWN = 5
 #: a buffer's lease for one operation (send, download): held by one worker, expires by itself if it dies
 LEASE_SECONDS = 15 * 60
 LEASE_OPERATIONS = ("send", "download")
+
+
+def _lease_free(operation, alias=""):
+    """SQL: the buffer's lease for ``operation`` is free (never taken, given back, or expired)."""
+    assert operation in LEASE_OPERATIONS, operation
+    column = f"{alias}{operation}_lease_until"
+    return f"({column} IS NULL OR {column} < (now() at time zone 'UTC'))"
+
+
 #: attempts of a short write on the buffer's row that a concurrent transaction updated (REPEATABLE READ)
 ROW_WRITE_ATTEMPTS = 5
 #: how long one run of a scheduled action goes on (working, or waiting for the next useful moment)
@@ -790,8 +799,7 @@ class KsefnetBuffer(models.Model):
             self.env.cr.execute(
                 f"UPDATE ksefnet_buffer SET {operation}_lease_until = (now() at time zone 'UTC') "  # noqa: S608
                 f"+ make_interval(secs => %s), {operation}_lease_owner = %s "
-                f"WHERE id = %s AND ({operation}_lease_until IS NULL "
-                f"OR {operation}_lease_until < (now() at time zone 'UTC')) RETURNING id",
+                f"WHERE id = %s AND {_lease_free(operation)} RETURNING id",
                 [LEASE_SECONDS, owner, self.id],
             )
             return bool(self.env.cr.fetchone())
@@ -873,22 +881,22 @@ class KsefnetBuffer(models.Model):
                 assert enabled_field in ("send_enabled", "download_enabled"), enabled_field
                 cr.execute(
                     f"SELECT id FROM ksefnet_buffer WHERE active AND credentials_set AND {enabled_field} "  # noqa: S608
-                    "AND (download_lease_until IS NULL OR download_lease_until < (now() at time zone 'UTC')) "
+                    f"AND {_lease_free('download')} "
                     "ORDER BY id"
                 )
                 return [row[0] for row in cr.fetchall()]
             cr.execute(
-                """
+                f"""
                 SELECT b.id FROM ksefnet_buffer b
                  WHERE b.active AND b.send_enabled
-                   AND (b.send_lease_until IS NULL OR b.send_lease_until < (now() at time zone 'UTC'))
+                   AND {_lease_free("send", "b.")}
                    AND (b.engine_last_run_at IS NULL
                         OR b.engine_next_run_at <= (now() at time zone 'UTC')
                         OR EXISTS (SELECT 1 FROM ksefnet_document d
                                     WHERE d.buffer_id = b.id AND d.state = 'waiting'
                                       AND d.write_date > b.engine_last_run_at))
                  ORDER BY b.engine_next_run_at NULLS FIRST, b.id
-                """
+                """  # noqa: S608 - the lease condition is this module's constant SQL
             )
             return [row[0] for row in cr.fetchall()]
 
@@ -897,8 +905,8 @@ class KsefnetBuffer(models.Model):
         """The earliest next step the sender has planned for a buffer (False: none)."""
         with self.pool.cursor() as cr:
             cr.execute(
-                "SELECT min(engine_next_run_at) FROM ksefnet_buffer WHERE active AND send_enabled "
-                "AND (send_lease_until IS NULL OR send_lease_until < (now() at time zone 'UTC'))"
+                "SELECT min(engine_next_run_at) FROM ksefnet_buffer WHERE active AND send_enabled "  # noqa: S608
+                f"AND {_lease_free('send')}"
             )
             return cr.fetchone()[0] or False
 

@@ -38,11 +38,20 @@ class KsefnetCatalog(models.Model):
             catalog.complete_name = f"{parent} / {name}" if parent else catalog.name
 
     def _compute_document_count(self):
-        """The documents of the catalog and of its sub-catalogs (as a folder counts)."""
-        Document = self.env["ksefnet.document"]
+        """The documents of the catalog and of its sub-catalogs (as a folder counts): one grouped count for
+        all the catalogs shown, summed up the tree by their parent paths."""
+        saved = self.filtered("id")
+        counts = (
+            self.env["ksefnet.document"]._read_group(
+                [("catalog_id", "child_of", saved.ids)], ["catalog_id"], ["__count"]
+            )
+            if saved
+            else []
+        )
         for catalog in self:
+            prefix = catalog.id and catalog.parent_path
             catalog.document_count = (
-                Document.search_count([("catalog_id", "child_of", catalog.id)]) if catalog.id else 0
+                sum(n for found, n in counts if found.parent_path.startswith(prefix)) if prefix else 0
             )
 
     @api.constrains("parent_id")
