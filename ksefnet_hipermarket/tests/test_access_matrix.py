@@ -190,7 +190,24 @@ class TestAccessMatrix(PermissionsSetup, DocumentsCase, HttpCase):
             ("sklep_a", "access", "ksefnet.permission", "search_read", [[]], {"fields": ["id"]}),
             ("kadmin", "ok", "ksefnet.permission", "search_read", [[]], {"fields": ["id"]}),
             ("portal", "access", "ksefnet.buffer", "search_read", [[]], {"fields": ["id"]}),
+            # added since: the offline certificate, the availability check, the correction form, the KSeF role
+            ("sklep_a", "access", "ksefnet.buffer", "action_set_offline_certificate", [buffer], {}),
+            ("sklep_a", "access", "ksefnet.buffer", "action_enrol_offline_certificate", [buffer], {}),
+            ("sklep_a", "access", "ksefnet.buffer", "action_check_ksef", [buffer], {}),
+            ("czytelnik", "access", "ksefnet.document", "action_open_correction", [[failed]], {}),
+            ("sklep_a", "access", "res.users", "write", [[self.reader.id], {"ksefnet_role": "admin"}], {}),
+            ("sklep_a", "access", "res.users", "write", [[self.reader.id], {"ksefnet_shop_ids": [(6, 0, [])]}], {}),
+            ("portal", "access", "ksefnet.correction.wizard", "search_read", [[]], {"fields": ["id"]}),
         ]  # fmt: skip
+        for field, value in (("offline_mode", "offline24"), ("offline_deadline", "2030-01-01 00:00:00"),
+                             ("offline_reason", "x")):  # fmt: skip
+            cells.append(
+                ("kadmin", "access", "ksefnet.document", "write", [[self.doc_energy.id], {field: value}], {})
+            )
+        cells.append(
+            ("hm", lambda r: isinstance(r, dict), "ksefnet.hipermarket.api", "availability", [US], {})
+        )
+        cells.append(("sklep_a", "access", "ksefnet.hipermarket.api", "availability", [US], {}))
         self.expect(cells)
 
     def test_the_hipermarket_user_stays_within_its_buffers_and_shops(self):
