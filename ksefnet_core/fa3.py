@@ -47,6 +47,9 @@ _FORBIDDEN_RANGES = [(0x7F, 0x84), (0x86, 0x9F), (0xFDD0, 0xFDEF)] + [
     (plane * 0x10000 + 0xFFFE, plane * 0x10000 + 0xFFFF) for plane in range(17)
 ]
 _FORBIDDEN_RE = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _FORBIDDEN_RANGES) + "]")
+#: bytes that begin the UTF-8 form of a forbidden code point: 0x7F itself, C2 (U+0080-U+00BF), EF (U+F000-U+FFFF)
+#: and F0-F4 (the planes above): text without them (plain ASCII, Polish letters) needs no closer look
+_MAY_BE_FORBIDDEN = re.compile(rb"[\x7f\xc2\xef\xf0-\xf4]")
 _DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
 
 
@@ -261,6 +264,8 @@ def precheck(data: bytes, *, max_size: int = MAX_SIZE_WITH_ATTACHMENT) -> list[V
                 params={"encoding": declared.group(1).decode("ascii", "replace")},
             )
         )
+    if not _MAY_BE_FORBIDDEN.search(data):  # the UTF-8 lead bytes of every forbidden code point are absent
+        return issues
     for bad in list(_FORBIDDEN_RE.finditer(text))[:5]:
         line = text.count("\n", 0, bad.start()) + 1
         issues.append(
@@ -497,18 +502,23 @@ def _nip_issues(invoice: Invoice) -> list[ValidationIssue]:
 
 
 # -- extraction -----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1024)
+def _qualified(tag: str, path: str) -> str:
+    """``path`` ("Fa/OkresFa/P_6_Od") with every step in the namespace of ``tag`` (an element's Clark tag)."""
+    ns = tag[1 : tag.index("}")] if tag.startswith("{") else None
+    return "/".join(f"{{{ns}}}{step}" if ns else step for step in path.split("/"))
+
+
 def _find(el: etree._Element | None, path: str) -> etree._Element | None:
     if el is None:
         return None
-    ns = etree.QName(el).namespace
-    return el.find("/".join(f"{{{ns}}}{step}" for step in path.split("/")))
+    return el.find(_qualified(el.tag, path))
 
 
 def _findall(el: etree._Element | None, path: str) -> list[etree._Element]:
     if el is None:
         return []
-    ns = etree.QName(el).namespace
-    return el.findall("/".join(f"{{{ns}}}{step}" for step in path.split("/")))
+    return el.findall(_qualified(el.tag, path))
 
 
 def _text(el: etree._Element | None, path: str) -> str | None:
@@ -535,32 +545,53 @@ def _money(value: str | None) -> Decimal:
         return Decimal(0)
 
 
+def _children(el: etree._Element | None) -> dict[str, etree._Element]:
+    """{local name: first child element} of ``el``: one pass over the children for many lookups."""
+    kids: dict[str, etree._Element] = {}
+    if el is not None:
+        for child in el:
+            tag = child.tag
+            if isinstance(tag, str):
+                kids.setdefault(tag[tag.find("}") + 1 :], child)
+    return kids
+
+
+def _child_text(kids: dict[str, etree._Element], name: str) -> str | None:
+    """:func:`_text` of a child found in :func:`_children`."""
+    found = kids.get(name)
+    if found is None or found.text is None:
+        return None
+    return " ".join(found.text.split()) or None
+
+
 def _address(el: etree._Element | None) -> Address | None:
     if el is None:
         return None
+    kids = _children(el)
     return Address(
-        country=_text(el, "KodKraju"),
-        line1=_text(el, "AdresL1"),
-        line2=_text(el, "AdresL2"),
-        gln=_text(el, "GLN"),
+        country=_child_text(kids, "KodKraju"),
+        line1=_child_text(kids, "AdresL1"),
+        line2=_child_text(kids, "AdresL2"),
+        gln=_child_text(kids, "GLN"),
     )
 
 
 def _party_fields(el: etree._Element | None) -> dict[str, Any]:
-    ident = _find(el, "DaneIdentyfikacyjne")
-    eu_code, eu_number = _text(ident, "KodUE"), _text(ident, "NrVatUE")
-    other = _text(ident, "NrID")
+    kids = _children(el)
+    ident = _children(kids.get("DaneIdentyfikacyjne"))
+    eu_code, eu_number = _child_text(ident, "KodUE"), _child_text(ident, "NrVatUE")
+    other = _child_text(ident, "NrID")
     return {
-        "nip": _text(ident, "NIP"),
+        "nip": _child_text(ident, "NIP"),
         "eu_vat": (eu_code, eu_number) if eu_code and eu_number else None,
-        "other_id": (_text(ident, "KodKraju"), other) if other else None,
-        "internal_id": _text(ident, "IDWew"),
-        "no_id": _find(ident, "BrakID") is not None,
-        "name": _text(ident, "Nazwa"),
-        "address": _address(_find(el, "Adres")),
-        "correspondence_address": _address(_find(el, "AdresKoresp")),
-        "customer_number": _text(el, "NrKlienta"),
-        "buyer_id": _text(el, "IDNabywcy"),
+        "other_id": (_child_text(ident, "KodKraju"), other) if other else None,
+        "internal_id": _child_text(ident, "IDWew"),
+        "no_id": "BrakID" in ident,
+        "name": _child_text(ident, "Nazwa"),
+        "address": _address(kids.get("Adres")),
+        "correspondence_address": _address(kids.get("AdresKoresp")),
+        "customer_number": _child_text(kids, "NrKlienta"),
+        "buyer_id": _child_text(kids, "IDNabywcy"),
     }
 
 
@@ -577,8 +608,9 @@ def _local(el: etree._Element) -> str:
 
 def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
     fa = _find(root, "Fa")
-    issue_date = _date(_text(fa, "P_1"))
-    number = _text(fa, "P_2")
+    fak = _children(fa)  # Fa's fields, looked up by name below
+    issue_date = _date(_child_text(fak, "P_1"))
+    number = _child_text(fak, "P_2")
     if fa is None or issue_date is None or not number:
         raise InvoiceValidationError(
             [
@@ -607,7 +639,8 @@ def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
     )
     net = vat = Decimal(0)
     for child in fa:
-        name = _local(child)
+        tag = child.tag
+        name = tag[tag.find("}") + 1 :] if isinstance(tag, str) else ""
         if name.startswith("P_13_"):
             net += _money(child.text)
         elif name.startswith("P_14_") and not name.endswith("W"):
@@ -631,19 +664,19 @@ def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
         created_at = None
     return Invoice(
         form_code=form,
-        kind=_text(fa, "RodzajFaktury") or "VAT",
+        kind=_child_text(fak, "RodzajFaktury") or "VAT",
         number=number,
         issue_date=issue_date,
         seller=Party(**_party_fields(_find(root, "Podmiot1"))),
         buyer=Party(**_party_fields(_find(root, "Podmiot2"))),
-        currency=_text(fa, "KodWaluty") or "PLN",
+        currency=_child_text(fak, "KodWaluty") or "PLN",
         net_total=net,
         vat_total=vat,
-        gross_total=_money(_text(fa, "P_15")),
+        gross_total=_money(_child_text(fak, "P_15")),
         sha256_b64=base64.b64encode(hashlib.sha256(data).digest()).decode("ascii"),
         size=len(data),
-        place_of_issue=_text(fa, "P_1M"),
-        sale_date=_date(_text(fa, "P_6")),
+        place_of_issue=_child_text(fak, "P_1M"),
+        sale_date=_date(_child_text(fak, "P_6")),
         period=period,
         third_parties=tuple(third_parties),
         authorized_subject=authorized,
@@ -656,7 +689,7 @@ def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
             if (t := " ".join((el.text or "").split()))
         ),
         corrected_invoices=corrected,
-        correction_reason=_text(fa, "PrzyczynaKorekty"),
+        correction_reason=_child_text(fak, "PrzyczynaKorekty"),
         has_attachment=_find(root, "Zalacznik") is not None,
         created_at=created_at,
         system_info=_text(root, "Naglowek/SystemInfo"),

@@ -24,7 +24,6 @@ from markupsafe import Markup
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools.translate import LazyTranslate
-from psycopg2.extras import Json, execute_values
 
 from ksefnet_core import fa3, visualise
 from ksefnet_core.certificates import CredentialError
@@ -46,6 +45,7 @@ from ksefnet_core.errors import (
 )
 from ksefnet_core.throttle import ThrottleDeferred
 
+from .ksefnet_bulk import insert_records, reserve_ids, update_records
 from .ksefnet_errors import FORBIDDEN_REASONS, credential_reason, invoice_issues_part, issues_reason
 from .ksefnet_message import Label, message_field, render, source_field, template_field, user_error
 
@@ -369,7 +369,7 @@ class KsefnetDocument(models.Model):
     @api.depends("seller_nip", "buffer_id.nip")
     def _compute_own_issued(self):
         for doc in self:
-            doc.own_issued = bool(doc.seller_nip) and doc.seller_nip == doc.buffer_id.nip
+            doc.own_issued = _own_issued(doc.seller_nip, doc.buffer_id)
 
     @api.depends("offline_deadline", "state")
     def _compute_offline_deadline_near(self):
@@ -497,22 +497,8 @@ class KsefnetDocument(models.Model):
                 record.setdefault("next_retry_at", None)
                 record.setdefault("needs_attention", False)
             table.append((doc_id, record))
-        columns = sorted(table[0][1])
-        if any(sorted(record) != columns for _id, record in table):
-            raise ValueError("every row of _set_states needs the same fields")
-        types = {name: self._fields[name].column_type[1] for name in columns}
-        values = [(doc_id, *(_sql_value(record[c], types[c]) for c in columns)) for doc_id, record in table]
-        docs.flush_recordset()
-        assignments = ", ".join(f'"{c}" = v."{c}"::{types[c]}' for c in columns)
-        names = ", ".join(f'"{c}"' for c in ["id", *columns])
-        execute_values(
-            self.env.cr._obj,
-            f"UPDATE ksefnet_document AS d SET {assignments}, write_date = now() at time zone 'UTC', "  # noqa: S608
-            f"write_uid = {int(self.env.uid)} FROM (VALUES %s) AS v({names}) WHERE d.id = v.id",
-            values,
-            page_size=1000,
-        )
-        docs.invalidate_recordset(columns + ["write_date", "write_uid", "last_message"])
+        update_records(self.sudo(), table)
+        docs.invalidate_recordset(["last_message"])  # shown from the columns just written
         self._log_events(
             [
                 (doc_id, before[doc_id], new_state, row.get("code"), row.get("message"), row.get("reference"))
@@ -539,20 +525,36 @@ class KsefnetDocument(models.Model):
         """Append (document id, from state, to state, KSeF code, message, reference) entries to the log.
 
         A message is a message part (``_lt(...)``, see ksefnet_message.py): stored as its template and
-        parameters, it reads in each reader's language."""
-        self.env["ksefnet.document.event"].sudo().create(
-            [
+        parameters, it reads in each reader's language. One INSERT for all entries (the engine logs thousands
+        at a time); a message given for many entries is stored once in memory, not converted per entry."""
+        if not entries:
+            return
+        Event = self.env["ksefnet.document.event"].sudo()
+        companies = {doc.id: doc.company_id.id for doc in self.sudo().browse({e[0] for e in entries})}
+        columns = {}
+        now = fields.Datetime.now()
+        rows = []
+        for doc_id, old, new, code, message, reference in entries:
+            key = id(message)
+            if key not in columns:
+                columns[key] = (
+                    message,
+                    Event._message_columns("message", message),
+                )  # keeps ``message`` alive
+            rows.append(
                 {
                     "document_id": doc_id,
+                    "company_id": companies[doc_id],
+                    "date": now,
+                    "user_id": self.env.uid,
                     "from_state": old or False,
                     "to_state": new,
                     "ksef_code": code or 0,
-                    "message": message or False,
                     "reference": reference or False,
+                    **columns[key][1],
                 }
-                for doc_id, old, new, code, message, reference in entries
-            ]
-        )
+            )
+        insert_records(Event, rows)
 
     def _on_engine_change(self):
         """Hook: the engine changed what an integration reads of these documents (status, KSeF number,
@@ -568,15 +570,41 @@ class KsefnetDocument(models.Model):
         return dict(self._fields["state"]._description_selection(self.env)).get(state, state or "-")
 
     @api.model
-    def _create_in_state(self, vals, state, message, reference=None):
-        """Create documents (``vals``: one dict or a list) in an initial state allowed by TRANSITIONS and log
-        their first event."""
+    def _create_in_state(self, vals, state, message, reference=None, xmls=None):
+        """Create documents (``vals``: one dict or a list of stored values, with ``buffer_id``) in an initial
+        state allowed by TRANSITIONS and log their first event. ``xmls``: the invoices' XML, one (bytes, file
+        name) per document, stored as their attachments. One INSERT per table whatever the count, and each
+        document row written once (ksefnet_bulk): the intake stores thousands a minute."""
         if state not in TRANSITIONS[False]:
             raise ValidationError(_("A document cannot start as %(state)s.", state=state))
         vals_list = vals if isinstance(vals, list) else [vals]
-        docs = self.sudo().create([dict(v, state=state) for v in vals_list])
+        buffers = {
+            b.id: b for b in self.env["ksefnet.buffer"].sudo().browse({v["buffer_id"] for v in vals_list})
+        }
+        rows = []
+        for v in vals_list:
+            buffer = buffers[v["buffer_id"]]
+            row = self._message_vals(dict(v, state=state))
+            row.setdefault("company_id", buffer.company_id.id)
+            row.setdefault("own_issued", _own_issued(row.get("seller_nip"), buffer))
+            rows.append(row)
+        if xmls:
+            ids = reserve_ids(self, len(rows))
+            attachments = self._insert_attachments(
+                ids, [r["company_id"] for r in rows], [x[0] for x in xmls], [x[1] for x in xmls]
+            )
+            for row, doc_id, attachment in zip(rows, ids, attachments, strict=True):
+                row.update(id=doc_id, xml_attachment_id=attachment.id)
+        self._initial_columns(rows)
+        docs = insert_records(self.sudo(), rows)
         self._log_events([(doc.id, False, state, None, message, reference) for doc in docs])
         return docs
+
+    @api.model
+    def _initial_columns(self, rows):
+        """Hook: add stored values to the rows of new documents before they are inserted (other addons set
+        their own columns here rather than updating the rows afterwards)."""
+        return rows
 
     def _user_writable_fields(self):
         """The fields a user (not the buffer itself) may write, if the record rules let them write at all."""
@@ -681,29 +709,33 @@ class KsefnetDocument(models.Model):
         }
 
     @api.model
-    def _attach(self, doc, data, name, mimetype="application/xml"):
-        return self._attach_many(doc, [data], [name], mimetype)
-
-    @api.model
     def _attach_many(self, docs, datas, names, mimetype="application/xml"):
         """One attachment per document (in order), created at once."""
-        return (
-            self.env["ir.attachment"]
-            .sudo()
-            .create(
-                [
-                    {
-                        "name": name,
-                        "raw": data,
-                        "mimetype": mimetype,
-                        "res_model": doc._name,
-                        "res_id": doc.id,
-                        "company_id": doc.company_id.id,
-                    }
-                    for doc, data, name in zip(docs, datas, names, strict=True)
-                ]
+        return self._insert_attachments(docs.ids, [d.company_id.id for d in docs], datas, names, mimetype)
+
+    @api.model
+    def _insert_attachments(self, doc_ids, company_ids, datas, names, mimetype="application/xml"):
+        """Attachments of documents ``doc_ids`` (in order) in one INSERT: each content is stored where Odoo
+        stores attachments (filestore or database, by ir.attachment's own methods)."""
+        Attachment = self.env["ir.attachment"].sudo()
+        if not doc_ids:
+            return Attachment
+        # what ir.attachment's create decides of a content type (e.g. XML kept as plain text for whoever may
+        # not edit views), decided once for the batch
+        mimetype = Attachment._check_contents({"mimetype": mimetype, "name": names[0]})["mimetype"]
+        rows = []
+        for doc_id, company_id, data, name in zip(doc_ids, company_ids, datas, names, strict=True):
+            values = Attachment._get_datas_related_values(data, mimetype)
+            values.update(
+                name=name,
+                mimetype=mimetype,
+                type="binary",
+                res_model=self._name,
+                res_id=doc_id,
+                company_id=company_id,
             )
-        )
+            rows.append(values)
+        return insert_records(Attachment, rows)
 
     # -- the one submission service (HiperMarket's API and any other channel are adapters of it) -----------
     @api.model
@@ -835,12 +867,12 @@ class KsefnetDocument(models.Model):
             )
             for _xml, invoice, external_ref, source, shop_code, *extra in entries
         ]
-        docs = self._create_in_state(vals_list, "waiting", _lt("Validated and queued for KSeF."))
-        attachments = self._attach_many(
-            docs, [e[0] for e in entries], [f"{_safe_name(e[1].number)}.xml" for e in entries]
+        docs = self._create_in_state(
+            vals_list,
+            "waiting",
+            _lt("Validated and queued for KSeF."),
+            xmls=[(e[0], f"{_safe_name(e[1].number)}.xml") for e in entries],
         )
-        for doc, attachment in zip(docs, attachments, strict=True):
-            doc.xml_attachment_id = attachment
         # parsed once: what validation read travels on to classification
         docs._on_arrival({doc.id: entry[1] for doc, entry in zip(docs, entries, strict=True)})
         if not self.env.context.get("ksefnet_defer_trigger"):  # a caller submitting many triggers once
@@ -879,7 +911,7 @@ class KsefnetDocument(models.Model):
             ksef_acquisition_date=_naive(meta.get("acquisitionDate")),
             ksef_storage_date=_naive(meta.get("permanentStorageDate")),
         )
-        doc = self._create_in_state(
+        return self._create_in_state(
             vals,
             "sent",
             _lt(
@@ -887,9 +919,8 @@ class KsefnetDocument(models.Model):
                 subject=Label("ksefnet.buffer.sync", "subject_type", subject_type),
             ),
             reference=downloaded.ksef_number,
+            xmls=[(downloaded.xml, f"{downloaded.ksef_number}.xml")],
         )
-        doc.xml_attachment_id = self._attach(doc, downloaded.xml, f"{downloaded.ksef_number}.xml")
-        return doc
 
     def _on_arrival(self, invoices=None):
         """Hook called once new documents are stored (submitted or downloaded); other addons classify here.
@@ -904,21 +935,15 @@ class KsefnetDocument(models.Model):
         attachments = self._attach_many(
             docs, [upos[d.id] for d in docs], [f"UPO-{d.ksef_number}.xml" for d in docs]
         )
-        self.env.cr.execute(
-            "UPDATE ksefnet_document AS d SET upo_attachment_id = v.att, upo_state = 'stored', "
-            "upo_last_error_source = NULL, upo_last_error_template = NULL, upo_next_try_at = NULL FROM unnest(%s::int[], %s::int[]) AS v(id, att) "
-            "WHERE d.id = v.id",
-            [docs.ids, attachments.ids],
-        )
-        docs.invalidate_recordset(
+        cleared = {"upo_last_error_source": False, "upo_last_error_template": False, "upo_next_try_at": False}
+        update_records(
+            self.sudo(),
             [
-                "upo_attachment_id",
-                "upo_state",
-                "upo_last_error_source",
-                "upo_last_error_template",
-                "upo_next_try_at",
-            ]
+                (doc.id, dict(cleared, upo_attachment_id=attachment.id, upo_state="stored"))
+                for doc, attachment in zip(docs, attachments, strict=True)
+            ],
         )
+        docs.invalidate_recordset(["upo_last_error", "upo_available"])
         message = _lt("UPO (KSeF's receipt) stored.")
         self._log_events([(d.id, "sent", "sent", 200, message, d.ksef_number) for d in docs])
         docs._on_engine_change()
@@ -1040,13 +1065,9 @@ class KsefnetDocument(models.Model):
         self._on_arrival()
 
 
-def _sql_value(value, column_type):
-    """A value for ``_set_states``' UPDATE: JSON columns adapted, False as NULL where it is not a boolean."""
-    if column_type == "jsonb":
-        return Json(value) if value else None
-    if value is False and column_type != "bool":
-        return None
-    return value
+def _own_issued(seller_nip, buffer):
+    """The buffer's own NIP is the seller: an invoice the company issued itself."""
+    return bool(seller_nip) and seller_nip == buffer.nip
 
 
 def _offline_anchor(issued_at, issue_date):

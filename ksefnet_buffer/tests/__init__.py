@@ -2,6 +2,7 @@ from . import (
     test_access,
     test_availability,
     test_buffer,
+    test_bulk,
     test_download,
     test_engine_transactions,
     test_i18n,

@@ -162,6 +162,20 @@ def test_discouraged_code_points_are_refused(char):
     assert "control-char" in codes_of(data)
 
 
+@pytest.mark.parametrize(
+    "code_point", [0x7F, 0x80, 0x84, 0x86, 0x9F, 0xFDD0, 0xFDEF, 0xFFFE, 0x1FFFF, 0x10FFFE, 0x10FFFF]
+)
+def test_every_discouraged_range_is_found_past_the_quick_byte_check(code_point):
+    # the precheck looks closer only when a byte that starts such a code point in UTF-8 is present
+    data = f"<a>Zażółć {chr(code_point)} gęślą</a>".encode()
+    assert [i.params["char"] for i in fa3.precheck(data)] == [f"U+{code_point:04X}"]
+
+
+@pytest.mark.parametrize("code_point", [0x85, 0xA0, 0x105, 0x142, 0xFDCF, 0xFDF0, 0xFFFD, 0x1F600, 0x10FFFD])
+def test_allowed_code_points_beside_the_discouraged_ones_pass(code_point):
+    assert fa3.precheck(f"<a>{chr(code_point)}</a>".encode()) == []
+
+
 def test_size_limits_depend_on_attachments():
     big = sample_invoice(seller_nip=NIP, number="FV/BIG", padding_bytes=1_100_000)
     assert 1_000_000 < len(big) < 3_000_000

@@ -3,6 +3,7 @@
 import logging
 
 from odoo import _, fields, models
+from odoo.addons.ksefnet_buffer.models.ksefnet_bulk import set_links, update_records
 from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
     Join,
     message_field,
@@ -97,7 +98,8 @@ class KsefnetDocument(models.Model):
             )
             shop_by_code = {s.code: s.id for s in shops}
             docs = self.filtered(lambda d, b=buffer: d.buffer_id == b)
-            groups = {}  # identical results are written together: one write per group, not per document
+            groups = {}  # identical results share their converted messages
+            rules_of, tags_of = {}, {}
             unparsed = docs.filtered(lambda d: d.id not in invoices)
             raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
             for doc in docs:
@@ -128,16 +130,23 @@ class KsefnetDocument(models.Model):
                     tags.update(rule.tag_ids)
                     if rule.stop:
                         break
-                values["rule_ids"] = [(6, 0, matched)]
                 values["classification_note"] = (
                     Join("\n", notes) if notes else _lt("No rule matched: Unassigned.")
                 )
-                if tags:
-                    values["tag_ids"] = [(4, t) for t in sorted(tags)]
+                rules_of[doc.id], tags_of[doc.id] = matched, sorted(tags)
                 key = tuple(sorted((k, repr(v)) for k, v in values.items()))
                 groups.setdefault(key, (values, []))[1].append(doc.id)
-            for values, ids in groups.values():
-                self.browse(ids).write(values)
+            table = []
+            for values, ids in groups.values():  # messages converted once per distinct result
+                columns = self._message_vals(values)
+                table += [(doc_id, columns) for doc_id in ids]
+            Documents = self.sudo()
+            update_records(Documents, table)
+            Documents.browse([row[0] for row in table]).invalidate_recordset(
+                ["validity_reasons", "classification_note"]
+            )
+            set_links(Documents, "rule_ids", rules_of, replace=True)
+            set_links(Documents, "tag_ids", {k: v for k, v in tags_of.items() if v}, replace=False)
         return True
 
     def _user_writable_fields(self):
@@ -157,7 +166,7 @@ class KsefnetDocument(models.Model):
         """Reclassify the selected documents with the current rules (needs the right to handle them)."""
         self.check_access("write")
         self.sudo()._classify()
-        filed = len(self.filtered("catalog_id"))
+        filed = len(self.sudo().filtered("catalog_id"))  # where they went, even where this user cannot see
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",

@@ -28,24 +28,28 @@ class KsefnetDocument(models.Model):
             "ON ksefnet_document (buffer_id, hm_change_seq) WHERE source = 'HiperMarket'"
         )
 
-    def _hm_bump(self):
-        """Give HiperMarket's documents among these the next change numbers.
+    @api.model
+    def _hm_numbers(self, buffer_ids, count):
+        """``count`` next change numbers, in increasing order, for changes of documents of ``buffer_ids``.
 
-        Only what HiperMarket reads is numbered (its own documents, not purchases). Per buffer, transactions
-        take their numbers under a transaction-level lock on that buffer held until commit, so within a
-        buffer's feed numbers become visible in commit order: a reader that has seen number N has seen every
-        number of that buffer below N, and the feed never skips a change that commits late. Buffers do not
-        wait for each other.
-        """
+        Per buffer, transactions take their numbers under a transaction-level lock on that buffer held until
+        commit, so within a buffer's feed numbers become visible in commit order: a reader that has seen
+        number N has seen every number of that buffer below N, and the feed never skips a change that commits
+        late. Buffers do not wait for each other."""
+        cr = self.env.cr
+        for buffer_id in sorted(set(buffer_ids)):  # one order for every transaction: no deadlock
+            cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, buffer_id])
+        cr.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [SEQUENCE, count])
+        return sorted(row[0] for row in cr.fetchall())
+
+    def _hm_bump(self):
+        """Give HiperMarket's documents among these the next change numbers (see :meth:`_hm_numbers`). Only
+        what HiperMarket reads is numbered (its own documents, not purchases)."""
         docs = self.filtered(lambda d: d.source == SOURCE)
         if not docs:
             return
-        cr = self.env.cr
-        for buffer_id in sorted(set(docs.buffer_id.ids)):  # one order for every transaction: no deadlock
-            cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, buffer_id])
-        cr.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [SEQUENCE, len(docs)])
-        numbers = sorted(row[0] for row in cr.fetchall())
-        cr.execute(
+        numbers = self._hm_numbers(docs.buffer_id.ids, len(docs))
+        self.env.cr.execute(
             "UPDATE ksefnet_document AS d SET hm_change_seq = v.seq "
             "FROM unnest(%s::int[], %s::int[]) AS v(id, seq) WHERE d.id = v.id",
             [docs.ids, numbers],
@@ -58,7 +62,12 @@ class KsefnetDocument(models.Model):
         return result
 
     @api.model
-    def _create_in_state(self, vals, state, message, reference=None):
-        doc = super()._create_in_state(vals, state, message, reference=reference)
-        doc._hm_bump()
-        return doc
+    def _initial_columns(self, rows):
+        # a new HiperMarket document is numbered as it is inserted: its row is written once
+        rows = super()._initial_columns(rows)
+        ours = [row for row in rows if row.get("source") == SOURCE]
+        if ours:
+            numbers = self._hm_numbers([row["buffer_id"] for row in ours], len(ours))
+            for row, number in zip(ours, numbers, strict=True):
+                row["hm_change_seq"] = number
+        return rows

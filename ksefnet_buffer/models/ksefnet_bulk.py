@@ -1,0 +1,170 @@
+"""Creating many records of one model in one INSERT: the intake's path for documents, their history and XML.
+
+Odoo's ``create`` prepares every record on its own (defaults, cache, inverse fields) before its single INSERT;
+for a thousand invoices a second that preparation costs more than the database. :func:`insert_records` keeps
+what ``create`` guarantees for plain column values and does the per-batch work once:
+
+- defaults are evaluated once for the batch (fields left out of every row get them, as with ``create``);
+- values are converted with each field's own ``convert_to_column_insert`` (JSON, translations, selections);
+- ``create_uid``/``write_uid``/``create_date``/``write_date`` are set as ``create`` sets them;
+- stored computed and related fields not given are marked to compute (``modified(create=True)``), so they
+  are computed by the ORM at the next flush, and other models' stored fields that depend on these records
+  are recomputed as after ``create``;
+- cached one2many fields pointing at the new records are invalidated.
+
+What it does not do: x2many and non-column fields (refused), Python constraints of the model (checked where
+the values are built: the callers validate first), overrides of ``create`` (the callers are the engine's own
+methods; their extension hooks are ``_create_in_state`` and ``_on_arrival``). Access is the caller's: it is
+meant for ``sudo()`` environments of the engine.
+"""
+
+from odoo.models import LOG_ACCESS_COLUMNS
+from psycopg2.extras import Json, execute_values
+
+
+def insert_records(model, vals_list):
+    """Create the records of ``vals_list`` (dicts of stored field values) of ``model`` in one INSERT.
+
+    Returns the new records, in order. Every row gets the same columns: a field given in some rows only is
+    NULL (False) in the others, not its default. ``id`` may be given (see :func:`reserve_ids`)."""
+    if not vals_list:
+        return model.browse()
+    given = sorted({name for vals in vals_list for name in vals})
+    for name in given:
+        field = model._fields.get(name)
+        if field is None or not field.store or not field.column_type or name in LOG_ACCESS_COLUMNS:
+            raise ValueError(f"insert_records: {model._name}.{name} is not a column it may set")
+    defaults = {}
+    missing = [
+        name
+        for name, field in model._fields.items()
+        if field.store and field.column_type and not field.compute and name not in given
+        and name not in LOG_ACCESS_COLUMNS and name != "id"
+    ]  # fmt: skip
+    if missing:
+        defaults = {k: v for k, v in model.default_get(missing).items() if v is not None and v is not False}
+    columns = given + sorted(defaults)
+    now = model.env.cr.now()
+    uid = model.env.uid
+    fields_ = [model._fields[name] for name in columns]
+    rows = []
+    empty = [False if field.type == "boolean" else None for field in fields_]  # a value not set, as a column
+    for vals in vals_list:
+        stored = dict(defaults, **vals)
+        rows.append(
+            tuple(
+                blank
+                if (value := stored.get(field.name)) is None or value is False
+                else field.convert_to_column_insert(value, model, stored)
+                for field, blank in zip(fields_, empty, strict=True)
+            )
+            + (uid, now, uid, now)
+        )
+    names = ", ".join(f'"{name}"' for name in [*columns, *LOG_ACCESS_COLUMNS])
+    model.flush_model()  # what is pending for this table goes first, as with create
+    ids = [
+        row[0]
+        for row in execute_values(
+            model.env.cr._obj,
+            f'INSERT INTO "{model._table}" ({names}) VALUES %s RETURNING id',  # noqa: S608 - field names
+            rows,
+            page_size=max(len(rows), 1),
+            fetch=True,
+        )
+    ]
+    records = model.browse(ids)
+    for name in columns:  # a cached one2many of a parent does not list the new records yet
+        field = model._fields[name]
+        if field.type == "many2one":
+            for inverse in model.pool.field_inverses[field]:
+                model.env[inverse.model_name].invalidate_model([inverse.name])
+    # what depends on the new records is recomputed, as after create; computed fields given are kept
+    protected = [model._fields[name] for name in given if model._fields[name].compute]
+    with model.env.protecting(protected, records):
+        records.modified(list(model._fields), create=True)
+        for name, field in model._fields.items():  # stored computed fields not given: computed at flush
+            if field.store and field.compute and name not in given:
+                model.env.add_to_compute(field, records)
+    return records
+
+
+def reserve_ids(model, count):
+    """``count`` new ids of ``model``'s table, from its own sequence: records that refer to each other (a
+    document and its XML attachment) are then inserted once each, with no UPDATE afterwards."""
+    model.env.cr.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [model._table, count]
+    )
+    return [row[0] for row in model.env.cr.fetchall()]
+
+
+def update_records(model, table):
+    """Write values of their own to many records of ``model`` in one UPDATE: ``table`` is a list of
+    (id, {column: value}), every row with the same columns. Plain columns only (as :func:`insert_records`);
+    ``write_date``/``write_uid`` are set; the cache of the written columns is invalidated and what depends on
+    them is marked to recompute, as after ``write``."""
+    if not table:
+        return model.browse()
+    columns = sorted(table[0][1])
+    if any(sorted(values) != columns for _id, values in table):
+        raise ValueError("update_records: every row needs the same columns")
+    for name in columns:
+        field = model._fields.get(name)
+        if field is None or not field.store or not field.column_type or name in LOG_ACCESS_COLUMNS + ["id"]:
+            raise ValueError(f"update_records: {model._name}.{name} is not a column it may set")
+    types = {name: model._fields[name].column_type[1] for name in columns}
+    records = model.browse([row_id for row_id, _values in table])
+    records.flush_recordset(columns)
+    rows = [(row_id, *(_sql_value(values[c], types[c]) for c in columns)) for row_id, values in table]
+    assignments = ", ".join(f'"{c}" = v."{c}"::{types[c]}' for c in columns)
+    names = ", ".join(f'"{c}"' for c in ["id", *columns])
+    execute_values(
+        model.env.cr._obj,
+        f'UPDATE "{model._table}" AS t SET {assignments}, '  # noqa: S608 - field names, an integer
+        f"write_date = now() at time zone 'UTC', write_uid = {int(model.env.uid)} "
+        f"FROM (VALUES %s) AS v({names}) WHERE t.id = v.id",
+        rows,
+        page_size=1000,
+    )
+    records.invalidate_recordset([*columns, "write_date", "write_uid"])
+    records.modified(columns)
+    return records
+
+
+def _sql_value(value, column_type):
+    """A value for :func:`update_records`: JSON columns adapted, False as NULL where it is not a boolean."""
+    if column_type == "jsonb":
+        return Json(value) if value else None
+    if value is False and column_type != "bool":
+        return None
+    return value
+
+
+def set_links(records, name, links, *, replace):
+    """Write many2many ``name`` of many ``records`` at once: ``links`` is {record id: [linked ids]}.
+
+    ``replace``: the links become exactly these (``(6, 0, ids)`` for each record), else they are added
+    (``(4, id)``). One DELETE and one INSERT on the relation table whatever the count; the cache of the
+    field is invalidated and what depends on it is marked to recompute."""
+    field = records._fields[name]
+    if field.type != "many2many" or not field.store:
+        raise ValueError(f"set_links: {records._name}.{name} is not a stored many2many")
+    ids = list(links)
+    if not ids:
+        return
+    cr = records.env.cr
+    records = records.browse(ids)
+    records.flush_recordset([name])
+    relation, own, other = field.relation, field.column1, field.column2
+    if replace:
+        cr.execute(f'DELETE FROM "{relation}" WHERE "{own}" = ANY(%s)', [ids])  # noqa: S608 - field's table
+    pairs = [(record_id, linked) for record_id, linked_ids in links.items() for linked in linked_ids]
+    if pairs:
+        execute_values(
+            cr._obj,
+            f'INSERT INTO "{relation}" ("{own}", "{other}") VALUES %s ON CONFLICT DO NOTHING',  # noqa: S608
+            pairs,
+            page_size=1000,
+        )
+    records.invalidate_recordset([name])
+    records.env[field.comodel_name].invalidate_model()  # their inverse many2many, if any, changed too
+    records.modified([name])

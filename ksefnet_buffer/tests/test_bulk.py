@@ -1,0 +1,111 @@
+"""The intake's one-INSERT path (ksefnet_bulk) stores what Odoo's create would have stored."""
+
+from odoo.tests import TransactionCase, tagged
+
+from ksefnet_core import fa3
+from ksefnet_core.testing import sample_invoice
+
+from ..models.ksefnet_bulk import insert_records, reserve_ids, set_links, update_records
+
+NIP = "5265877635"
+#: columns that differ between any two records by nature
+OWN = {"id", "create_date", "write_date", "xml_attachment_id", "external_ref", "hm_change_seq"}
+
+
+@tagged("post_install", "-at_install")
+class TestBulkInserts(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.buffer = cls.env["ksefnet.buffer"].create({"name": "Bulk", "nip": NIP, "send_enabled": False})
+        cls.Document = cls.env["ksefnet.document"].sudo()
+
+    def _values(self, ref, number=None):
+        invoice = fa3.parse(sample_invoice(seller_nip=NIP, number=number or f"FV/BULK/{ref}"))
+        return dict(
+            self.Document._values_from_invoice(invoice),
+            buffer_id=self.buffer.id,
+            external_ref=ref,
+            source="Test",
+            state="waiting",
+            last_message="queued",
+        )
+
+    def _stored(self, doc):
+        names = [n for n, f in doc._fields.items() if f.store and f.column_type and n not in OWN]
+        doc.env.flush_all()
+        doc.invalidate_recordset()
+        return {n: doc[n] for n in names}
+
+    def test_a_document_inserted_in_bulk_equals_one_created_by_the_orm(self):
+        same = "FV/BULK/SAME"  # the same invoice under two references
+        by_orm = self.Document.create(self.Document._message_vals(self._values("orm", same)))
+        (bulk,) = insert_records(self.Document, [self.Document._message_vals(self._values("bulk", same))])
+        # company_id (related) and own_issued (computed) were not given: computed as after create
+        self.assertEqual(bulk.company_id, self.buffer.company_id)
+        self.assertTrue(bulk.own_issued)
+        self.assertTrue(bulk.active)  # a default
+        self.assertEqual(bulk.last_message, "queued")
+        self.assertEqual(self._stored(bulk), self._stored(by_orm))
+        self.assertEqual(bulk.create_uid, self.env.user)
+
+    def test_only_plain_columns_are_accepted(self):
+        for wrong in ({"event_ids": []}, {"invoice_html": "x"}, {"create_uid": 1}, {"no_such_field": 1}):
+            with self.subTest(wrong), self.assertRaises(ValueError):
+                insert_records(self.Document, [dict(self.Document._message_vals(self._values("x")), **wrong)])
+
+    def test_cached_one2many_and_reserved_ids(self):
+        (doc,) = insert_records(self.Document, [self.Document._message_vals(self._values("parent"))])
+        self.assertFalse(doc.event_ids)  # cached empty
+        self.Document._log_events([(doc.id, False, "waiting", 200, "first", "REF")])
+        self.assertEqual(doc.event_ids.mapped("message"), ["first"])  # the cache was invalidated
+        self.assertEqual(doc.event_ids.company_id, self.buffer.company_id)
+        ids = reserve_ids(self.Document, 2)
+        plain = self.Document._message_vals
+        docs = insert_records(self.Document, [dict(plain(self._values(f"r{i}")), id=i) for i in ids])
+        self.assertEqual(docs.ids, ids)
+        (after,) = insert_records(self.Document, [plain(self._values("after"))])
+        self.assertGreater(after.id, max(ids))  # the sequence moved on past the reserved ids
+
+    def test_updates_and_links_are_seen_by_the_orm(self):
+        plain = self.Document._message_vals
+        docs = insert_records(self.Document, [plain(self._values("u1")), plain(self._values("u2"))])
+        self.assertEqual(docs.mapped("retry_count"), [0, 0])
+        update_records(self.Document, [(docs[0].id, {"retry_count": 3}), (docs[1].id, {"retry_count": 5})])
+        self.assertEqual(docs.mapped("retry_count"), [3, 5])  # not the cached zeros
+        with self.assertRaises(ValueError):
+            update_records(self.Document, [(docs[0].id, {"retry_count": 1}), (docs[1].id, {})])
+        if "tag_ids" not in self.Document._fields:  # the documents addon is not installed
+            return
+        tags = self.env["ksefnet.tag"].create([{"name": "A"}, {"name": "B"}, {"name": "C"}])
+        self.assertFalse(docs[0].tag_ids)
+        set_links(self.Document, "tag_ids", {docs[0].id: tags[:2].ids}, replace=False)
+        self.assertEqual(docs[0].tag_ids, tags[:2])
+        set_links(self.Document, "tag_ids", {docs[0].id: [tags[1].id, tags[2].id]}, replace=False)
+        self.assertEqual(docs[0].tag_ids, tags)  # added, the existing link kept once
+        set_links(self.Document, "tag_ids", {docs[0].id: [tags[2].id]}, replace=True)
+        self.assertEqual(docs[0].tag_ids, tags[2])
+
+    def test_attachments_are_stored_as_odoo_stores_them(self):
+        xml = sample_invoice(seller_nip=NIP, number="FV/BULK/ATT")
+        (doc,) = self.Document._create_in_state(
+            [self._values("att")], "waiting", "stored", xmls=[(xml, "FV.xml")]
+        )
+        attachment = doc.xml_attachment_id
+        by_orm = self.env["ir.attachment"].sudo().create(
+            {"name": "FV.xml", "raw": xml, "mimetype": "application/xml", "res_model": doc._name,
+             "res_id": doc.id, "company_id": doc.company_id.id}
+        )  # fmt: skip
+        self.assertEqual(attachment.raw, xml)
+        self.assertEqual((attachment.res_model, attachment.res_id), (doc._name, doc.id))
+        for name in (
+            "checksum",
+            "file_size",
+            "store_fname",
+            "mimetype",
+            "type",
+            "index_content",
+            "company_id",
+        ):
+            self.assertEqual(attachment[name], by_orm[name], name)
+        self.assertEqual(doc._xml(), xml)
