@@ -7,6 +7,8 @@ through the reference client (tools/hipermarket_client.py) with an API key: each
 (FA(3) schema and KSeF's rules), stored with its XML, classified, and queued. Sending is switched off so the
 figure is the submission alone. The bare baseline in the same run creates the same number of records holding
 the same XML (ir.attachment) over the same XML-RPC endpoint in batches of the same size, with no validation.
+It also prints what validation alone costs (the floor above the bare create), and the peak memory of the
+Odoo process when the same invoices come in batches of 100 and of 500 (``--memory-batches``).
 Prints figures; asserts nothing.
 """
 
@@ -27,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from hipermarket_client import HiperMarketClient  # noqa: E402
 from ksefnet_stack import ODOO_PATH, Odoo, odoo_available  # noqa: E402
 
+from ksefnet_core import fa3  # noqa: E402
 from ksefnet_core.testing import sample_invoice  # noqa: E402
 
 NIP = "5265877635"
@@ -50,10 +53,51 @@ def start_stack(odoo: Odoo) -> tuple[str, dict[str, str]]:
     return odoo.serve(), keys
 
 
+def submit_all(hm: HiperMarketClient, xmls: list[bytes], batch: int, prefix: str) -> int:
+    accepted = 0
+    for offset in range(0, len(xmls), batch):
+        chunk = xmls[offset : offset + batch]
+        results = hm.submit(NIP, [(f"{prefix}-{offset + i}", "SKLEP01", x) for i, x in enumerate(chunk)])
+        accepted += sum(1 for r in results if r["ok"])
+    return accepted
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """The process's resident memory now (VmRSS) and at its highest (VmHWM), in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in status.splitlines()) if k in
+            ("VmRSS", "VmHWM")}  # fmt: skip
+
+
+def memory_by_batch(count: int, batches: list[int]) -> None:
+    """Peak memory of the Odoo process over ``count`` invoices submitted in batches of each size, each on a
+    server of its own (a fresh database), after a warm-up call of that size."""
+    for batch in batches:
+        odoo = Odoo("ksefnet_hipermarket", workdir=Path(tempfile.mkdtemp(prefix="ksefnet-bench-")))
+        try:
+            url, keys = start_stack(odoo)
+            hm = HiperMarketClient(url, odoo.db, "hipermarket", keys["HMKEY"])
+            xmls = [sample_invoice(seller_nip=NIP, number=f"FV/MEM/{i}") for i in range(count + batch)]
+            submit_all(hm, xmls[:batch], batch, "WARM")  # code paths loaded, caches filled
+            assert odoo.proc is not None
+            before = memory_kib(odoo.proc.pid)
+            submit_all(hm, xmls[batch:], batch, "MEM")
+            after = memory_kib(odoo.proc.pid)
+        finally:
+            odoo.drop()
+        print(
+            f"memory, batches of {batch:3d}: Odoo process {before['VmRSS'] / 1024:6.1f} MiB after warm-up, "
+            f"peak {after['VmHWM'] / 1024:6.1f} MiB over {count} invoices "
+            f"(+{(after['VmHWM'] - before['VmRSS']) / 1024:.1f} MiB), {after['VmRSS'] / 1024:6.1f} MiB after"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--memory-invoices", type=int, default=3_000, help="0: no memory figures")
+    parser.add_argument("--memory-batches", default="100,500")
     args = parser.parse_args()
     if not odoo_available():
         print(f"SKIPPED: no Odoo 18 installation at ODOO_PATH={ODOO_PATH}")
@@ -62,13 +106,13 @@ def main() -> None:
     try:
         url, keys = start_stack(odoo)
         xmls = [sample_invoice(seller_nip=NIP, number=f"FV/BENCH/{i}") for i in range(args.invoices)]
+        started = time.perf_counter()
+        for xml in xmls:
+            fa3.validate(xml)
+        validation = time.perf_counter() - started  # what the bare create does not do: checking the invoice
         hm = HiperMarketClient(url, odoo.db, "hipermarket", keys["HMKEY"])
         start = time.perf_counter()
-        accepted = 0
-        for offset in range(0, len(xmls), args.batch):
-            chunk = xmls[offset : offset + args.batch]
-            results = hm.submit(NIP, [(f"HM-{offset + i}", "SKLEP01", x) for i, x in enumerate(chunk)])
-            accepted += sum(1 for r in results if r["ok"])
+        accepted = submit_all(hm, xmls, args.batch, "HM")
         api = time.perf_counter() - start
         models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object")
         common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
@@ -93,6 +137,13 @@ def main() -> None:
         f"(batches of {args.batch}); bare create of the same XML as records {n / bare:8.1f} records/s; "
         f"ratio {api / bare:.2f}x"
     )
+    print(
+        f"  of which FA(3) validation alone (schema and KSeF's rules, in this process): {n / validation:8.1f} "
+        f"invoices/s, {validation / n * 1000:.2f} ms each; the bare create plus validation alone would be "
+        f"{(bare + validation) / bare:.2f}x"
+    )
+    if args.memory_invoices:
+        memory_by_batch(args.memory_invoices, [int(b) for b in args.memory_batches.split(",")])
 
 
 if __name__ == "__main__":

@@ -114,16 +114,25 @@ def update_records(model, table):
     types = {name: model._fields[name].column_type[1] for name in columns}
     records = model.browse([row_id for row_id, _values in table])
     records.flush_recordset(columns)
-    rows = [(row_id, *(_sql_value(values[c], types[c]) for c in columns)) for row_id, values in table]
+    # rows given the same dict share their values: each distinct one is sent once, with the ids it goes to
+    distinct, keys = {}, []
+    for _row_id, values in table:
+        keys.append(distinct.setdefault(id(values), (len(distinct), values))[0])
+    rows = [(key, *(_sql_value(values[c], types[c]) for c in columns)) for key, values in distinct.values()]
+    cr = model.env.cr
+    targets = cr.mogrify(
+        "SELECT unnest(%s::int4[]) AS id, unnest(%s::int4[]) AS k", [records.ids, keys]
+    ).decode()
     assignments = ", ".join(f'"{c}" = v."{c}"::{types[c]}' for c in columns)
-    names = ", ".join(f'"{c}"' for c in ["id", *columns])
+    names = ", ".join(f'"{c}"' for c in ["k", *columns])
     execute_values(
-        model.env.cr._obj,
-        f'UPDATE "{model._table}" AS t SET {assignments}, '  # noqa: S608 - field names, an integer
+        cr._obj,
+        f'UPDATE "{model._table}" AS t SET {assignments}, '  # noqa: S608 - field names, an integer, ids
         f"write_date = now() at time zone 'UTC', write_uid = {int(model.env.uid)} "
-        f"FROM (VALUES %s) AS v({names}) WHERE t.id = v.id",
+        f"FROM ({targets.replace('%', '%%')}) AS m JOIN (VALUES %s) AS v({names}) ON v.k = m.k "
+        "WHERE t.id = m.id",
         rows,
-        page_size=1000,
+        page_size=len(rows),
     )
     records.invalidate_recordset([*columns, "write_date", "write_uid"])
     records.modified(columns)
@@ -143,7 +152,8 @@ def set_links(records, name, links, *, replace):
     """Write many2many ``name`` of many ``records`` at once: ``links`` is {record id: [linked ids]}.
 
     ``replace``: the links become exactly these (``(6, 0, ids)`` for each record), else they are added
-    (``(4, id)``). One DELETE and one INSERT on the relation table whatever the count; the cache of the
+    (``(4, id)``). The current links are read once and only the difference is written (one DELETE, one
+    INSERT at most): reclassifying documents that stay where they are writes no links. The cache of the
     field is invalidated and what depends on it is marked to recompute."""
     field = records._fields[name]
     if field.type != "many2many" or not field.store:
@@ -155,16 +165,25 @@ def set_links(records, name, links, *, replace):
     records = records.browse(ids)
     records.flush_recordset([name])
     relation, own, other = field.relation, field.column1, field.column2
-    if replace:
-        cr.execute(f'DELETE FROM "{relation}" WHERE "{own}" = ANY(%s)', [ids])  # noqa: S608 - field's table
-    pairs = [(record_id, linked) for record_id, linked_ids in links.items() for linked in linked_ids]
-    if pairs:
-        execute_values(
-            cr._obj,
-            f'INSERT INTO "{relation}" ("{own}", "{other}") VALUES %s ON CONFLICT DO NOTHING',  # noqa: S608
-            pairs,
-            page_size=1000,
+    wanted = dict.fromkeys((rid, linked) for rid, linked_ids in links.items() for linked in linked_ids)
+    cr.execute(f'SELECT "{own}", "{other}" FROM "{relation}" WHERE "{own}" = ANY(%s)', [ids])  # noqa: S608
+    current = set(cr.fetchall())
+    added = [pair for pair in wanted if pair not in current]  # only what changes is written
+    removed = [pair for pair in current if pair not in wanted] if replace else []
+    if removed:
+        cr.execute(
+            f'DELETE FROM "{relation}" WHERE ("{own}", "{other}") IN '  # noqa: S608 - the field's table
+            "(SELECT unnest(%s::int4[]), unnest(%s::int4[]))",
+            [[p[0] for p in removed], [p[1] for p in removed]],
         )
+    if added:
+        cr.execute(
+            f'INSERT INTO "{relation}" ("{own}", "{other}") '  # noqa: S608 - the field's table and columns
+            "SELECT unnest(%s::int4[]), unnest(%s::int4[]) ON CONFLICT DO NOTHING",
+            [[p[0] for p in added], [p[1] for p in added]],
+        )
+    if not added and not removed:
+        return
     records.invalidate_recordset([name])
     records.env[field.comodel_name].invalidate_model()  # their inverse many2many, if any, changed too
     records.modified([name])

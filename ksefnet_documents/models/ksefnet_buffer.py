@@ -17,6 +17,22 @@ class KsefnetBuffer(models.Model):
     )
     catalog_ids = fields.One2many("ksefnet.catalog", "buffer_id", "Catalogs")
     rule_ids = fields.One2many("ksefnet.classification.rule", "buffer_id", "Classification rules")
+    reclassify_remaining = fields.Integer(
+        "Documents left to reclassify",
+        compute="_compute_reclassify_remaining",
+        help="Documents queued for reclassification in the background.",
+    )
+
+    def _compute_reclassify_remaining(self):
+        counts = dict(
+            self.env["ksefnet.document"]
+            .sudo()
+            ._read_group(
+                [("buffer_id", "in", self.ids), ("reclassify_pending", "=", True)], ["buffer_id"], ["__count"]
+            )
+        )
+        for buffer in self:
+            buffer.reclassify_remaining = counts.get(buffer._origin, 0)
 
     def _company_names(self):
         self.ensure_one()

@@ -2,7 +2,7 @@
 
 import logging
 
-from odoo import _, fields, models
+from odoo import _, api, fields, models
 from odoo.addons.ksefnet_buffer.models.ksefnet_bulk import set_links, update_records
 from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
     Join,
@@ -10,6 +10,7 @@ from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
     source_field,
     template_field,
 )
+from odoo.tools import SQL, split_every
 from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core import fa3
@@ -40,6 +41,9 @@ IDENTIFIER_KINDS = {
     "None": _lt("no identifier"),
 }
 
+#: documents classified together: their XML read at once, their results written in one UPDATE
+CLASSIFY_CHUNK = 500
+
 VALIDITY = [("valid", "Addressed to us"), ("invalid", "Not addressed to us"), ("review", "To review")]
 
 
@@ -58,6 +62,19 @@ class KsefnetDocument(models.Model):
     classification_note_source = source_field("Why (as written)")
     classification_note_template = template_field("Why (template)")
     classified_at = fields.Datetime(readonly=True)
+    reclassify_pending = fields.Boolean(
+        "Waiting to be reclassified",
+        readonly=True,
+        copy=False,
+        help="Queued for reclassification in the background (many documents are reclassified in chunks).",
+    )
+
+    def init(self):
+        # the background reclassification finds its queue by this partial index, however large the table
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS ksefnet_document_reclassify_pending_idx "
+            "ON ksefnet_document (buffer_id, id) WHERE reclassify_pending"
+        )
 
     def _on_arrival(self, invoices=None):
         result = super()._on_arrival(invoices)
@@ -86,68 +103,111 @@ class KsefnetDocument(models.Model):
 
     def _classify(self, invoices=None):
         """Run the validity check and the buffer's rules on these documents and store the result.
-        ``invoices``: {document id: parsed invoice} already at hand (else each XML is parsed here)."""
+        ``invoices``: {document id: parsed invoice} already at hand (else each XML is parsed here).
+
+        The rules of a buffer are compiled once; its documents go in chunks of CLASSIFY_CHUNK: each chunk's
+        XML read at once, its results written in one UPDATE, then the chunk leaves the cache, so memory stays
+        flat however many documents are reclassified."""
         invoices = invoices or {}
         Rule = self.env["ksefnet.classification.rule"].sudo()
         Shop = self.env["ksefnet.shop"].sudo()
+        for buffer in self.buffer_id:
+            shops = Shop.search([("buffer_id", "=", buffer.id)])
+            rules = Rule.search([("buffer_id", "=", buffer.id)])._compile(shops)
+            shop_by_code = {s.code: s.id for s in shops}
+            ids = self.filtered(lambda d, b=buffer: d.buffer_id == b).ids
+            for chunk in split_every(CLASSIFY_CHUNK, ids, self.browse):
+                chunk._classify_chunk(rules, shop_by_code, invoices)
+                if len(ids) > CLASSIFY_CHUNK:  # many: let what was read go before the next chunk
+                    chunk.xml_attachment_id.invalidate_recordset(["raw", "datas", "db_datas"])
+                    chunk.invalidate_recordset()
+        return True
+
+    def _classify_chunk(self, rules, shop_by_code, invoices):
+        """:meth:`_classify` for documents of one buffer, with its compiled ``rules``."""
+        Rule = self.env["ksefnet.classification.rule"].sudo()
         now = fields.Datetime.now()
         always = _lt("always")  # a rule without conditions
-        for buffer in self.buffer_id:
-            rules = Rule.search([("buffer_id", "=", buffer.id)])._compile(
-                shops := Shop.search([("buffer_id", "=", buffer.id)])
-            )
-            shop_by_code = {s.code: s.id for s in shops}
-            docs = self.filtered(lambda d, b=buffer: d.buffer_id == b)
-            groups = {}  # identical results share their converted messages
-            rules_of, tags_of = {}, {}
-            unparsed = docs.filtered(lambda d: d.id not in invoices)
-            raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
-            for doc in docs:
-                invoice = invoices.get(doc.id) or _parse(raw.get(doc.xml_attachment_id.id))
-                validity, reasons = doc._validity_of(invoice)
-                facts = _facts(doc, invoice, validity)
+        groups = {}  # identical results share their converted messages
+        rules_of, tags_of = {}, {}
+        unparsed = self.filtered(lambda d: d.id not in invoices)
+        raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
+        for doc in self:
+            invoice = invoices.get(doc.id) or _parse(raw.get(doc.xml_attachment_id.id))
+            validity, reasons = doc._validity_of(invoice)
+            facts = _facts(doc, invoice, validity)
+            catalog, shop = False, shop_by_code.get(doc.shop_code, False)
+            tags, hits = set(), []
+            for rule in rules:
+                ok, why, found_shop = rule.evaluate(facts)
+                if not ok:
+                    continue
+                hits.append((rule, why))
+                if rule.catalog_id:
+                    catalog = rule.catalog_id
+                if rule.shop_action == "set" and rule.shop_id:
+                    shop = rule.shop_id
+                elif rule.shop_action == "matched" and found_shop:
+                    shop = found_shop
+                tags.update(rule.tag_ids)
+                if rule.stop:
+                    break
+            matched = [rule.rule_id for rule, _why in hits]
+            rules_of[doc.id], tags_of[doc.id] = matched, sorted(tags)
+            # what decides the stored result, in plain values: the messages are built once per distinct result
+            key = (validity, repr(reasons), catalog, shop, tuple(matched), repr([why for _r, why in hits]))
+            group = groups.get(key)
+            if group is None:
+                notes = [
+                    Join(
+                        ": ", [rule.name, Join(", ", [Rule._reason_part(w) for w in why]) if why else always]
+                    )
+                    for rule, why in hits
+                ]
                 values = {
                     "validity": validity,
                     "validity_reasons": reasons,
-                    "catalog_id": False,
-                    "shop_id": shop_by_code.get(doc.shop_code, False),
+                    "catalog_id": catalog,
+                    "shop_id": shop,
                     "classified_at": now,
+                    "reclassify_pending": False,
+                    "classification_note": Join("\n", notes)
+                    if notes
+                    else _lt("No rule matched: Unassigned."),
                 }
-                tags, matched, notes = set(), [], []
-                for rule in rules:
-                    ok, why, found_shop = rule.evaluate(facts)
-                    if not ok:
-                        continue
-                    matched.append(rule.rule_id)
-                    because = Join(", ", [Rule._reason_part(w) for w in why]) if why else always
-                    notes.append(Join(": ", [rule.name, because]))
-                    if rule.catalog_id:
-                        values["catalog_id"] = rule.catalog_id
-                    if rule.shop_action == "set" and rule.shop_id:
-                        values["shop_id"] = rule.shop_id
-                    elif rule.shop_action == "matched" and found_shop:
-                        values["shop_id"] = found_shop
-                    tags.update(rule.tag_ids)
-                    if rule.stop:
-                        break
-                values["classification_note"] = (
-                    Join("\n", notes) if notes else _lt("No rule matched: Unassigned.")
-                )
-                rules_of[doc.id], tags_of[doc.id] = matched, sorted(tags)
-                key = tuple(sorted((k, repr(v)) for k, v in values.items()))
-                groups.setdefault(key, (values, []))[1].append(doc.id)
-            table = []
-            for values, ids in groups.values():  # messages converted once per distinct result
-                columns = self._message_vals(values)
-                table += [(doc_id, columns) for doc_id in ids]
-            Documents = self.sudo()
-            update_records(Documents, table)
-            Documents.browse([row[0] for row in table]).invalidate_recordset(
-                ["validity_reasons", "classification_note"]
+                group = groups[key] = (values, [])
+            group[1].append(doc.id)
+        Documents = self.sudo()
+        touched = {
+            "classified_at": now,
+            "reclassify_pending": False,
+        }  # sent once for all that stay as they were
+        results = [
+            (self._message_vals(values), ids) for values, ids in groups.values()
+        ]  # converted once each
+        names = sorted(n for n in results[0][0] if n not in touched) if results else []
+        Documents.flush_recordset(names)
+        self.env.cr.execute(
+            SQL(
+                "SELECT id, %s FROM ksefnet_document WHERE id = ANY(%s)",
+                SQL(", ").join(SQL.identifier(n) for n in names),
+                self.ids,
             )
-            set_links(Documents, "rule_ids", rules_of, replace=True)
-            set_links(Documents, "tag_ids", {k: v for k, v in tags_of.items() if v}, replace=False)
-        return True
+        )
+        stored = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+        changed, unchanged = [], []
+        for columns, ids in results:
+            wanted = tuple(None if columns[n] is False else columns[n] for n in names)
+            for doc_id in ids:
+                if stored.get(doc_id) == wanted:
+                    unchanged.append((doc_id, touched))
+                else:
+                    changed.append((doc_id, columns))
+        update_records(Documents, changed)  # only what changed is rewritten with its indexed columns
+        update_records(Documents, unchanged)
+        Documents.invalidate_recordset(["validity_reasons", "classification_note"])
+        set_links(Documents, "rule_ids", rules_of, replace=True)
+        set_links(Documents, "tag_ids", {k: v for k, v in tags_of.items() if v}, replace=False)
 
     def _user_writable_fields(self):
         # filing by hand: tags, and the catalog and shop (checked in write: the user must be able to handle
@@ -163,26 +223,73 @@ class KsefnetDocument(models.Model):
         return result
 
     def action_reclassify(self):
-        """Reclassify the selected documents with the current rules (needs the right to handle them)."""
+        """Reclassify the selected documents with the current rules (needs the right to handle them).
+
+        Up to CLASSIFY_CHUNK documents are reclassified at once; more are queued and reclassified in the
+        background, a chunk per transaction, with their progress on the buffer."""
         self.check_access("write")
+        if len(self) > CLASSIFY_CHUNK:
+            self.sudo()._queue_reclassification()
+            return _notification(
+                _("Reclassification queued"),
+                _(
+                    "%(count)s documents will be reclassified in the background, %(chunk)s at a time; the "
+                    "buffer shows how many are left.",
+                    count=len(self),
+                    chunk=CLASSIFY_CHUNK,
+                ),
+                "info",
+            )
         self.sudo()._classify()
         filed = len(self.sudo().filtered("catalog_id"))  # where they went, even where this user cannot see
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "title": _("Reclassified"),
-                "message": _(
-                    "Documents reclassified: %(count)s; in a catalog: %(filed)s; unassigned: %(rest)s.",
-                    count=len(self),
-                    filed=filed,
-                    rest=len(self) - filed,
-                ),
-                "type": "success",
-                "sticky": False,
-                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
-            },
-        }
+        return _notification(
+            _("Reclassified"),
+            _(
+                "Documents reclassified: %(count)s; in a catalog: %(filed)s; unassigned: %(rest)s.",
+                count=len(self),
+                filed=filed,
+                rest=len(self) - filed,
+            ),
+            "success",
+        )
+
+    def _queue_reclassification(self):
+        """Mark these documents for the background reclassification and wake it up."""
+        update_records(self, [(doc_id, {"reclassify_pending": True}) for doc_id in self.ids])
+        cron = self.env.ref("ksefnet_documents.ir_cron_ksefnet_reclassify", raise_if_not_found=False)
+        if cron:
+            cron.sudo()._trigger()
+
+    @api.model
+    def _cron_reclassify(self):
+        """One chunk of the queued reclassification per call, in its own transaction: Odoo's scheduler calls
+        again at once while ``remaining`` is reported (ir.cron's progress), so a crash or a restart loses at
+        most one chunk, which stays queued. Chunks locked by another worker are skipped."""
+        self.env.cr.execute(
+            "SELECT id FROM ksefnet_document WHERE reclassify_pending ORDER BY buffer_id, id LIMIT %s "
+            "FOR UPDATE SKIP LOCKED",
+            [CLASSIFY_CHUNK],
+        )
+        chunk = self.sudo().browse([row[0] for row in self.env.cr.fetchall()])
+        if chunk:
+            chunk._classify()
+        remaining = self.sudo().search_count([("reclassify_pending", "=", True)])
+        self.env["ir.cron"]._notify_progress(done=len(chunk), remaining=remaining)
+        return len(chunk)
+
+
+def _notification(title, message, kind):
+    return {
+        "type": "ir.actions.client",
+        "tag": "display_notification",
+        "params": {
+            "title": title,
+            "message": message,
+            "type": kind,
+            "sticky": False,
+            "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+        },
+    }
 
 
 def _parse(xml):

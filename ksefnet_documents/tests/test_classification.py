@@ -130,3 +130,43 @@ class TestClassification(DocumentsCase):
             direction="sales",
         )
         self.assertEqual((doc.validity, doc.catalog_id), ("valid", self.wz))
+
+    def test_many_documents_are_reclassified_in_the_background_chunk_by_chunk(self):
+        from unittest.mock import patch
+
+        from ..models import ksefnet_document
+
+        docs = self.Document.browse()
+        for _i in range(7):
+            docs |= self.generated(buyer_address=("ul. Polna 1", "00-001 Warszawa"))
+        rel = self.Document._fields["rule_ids"].relation
+        self.assertEqual(docs.catalog_id, self.cat_waw)
+        rule = self.rule("Big ones", 50, amount_min=1, catalog_id=self.corrections.id)
+        with patch.object(ksefnet_document, "CLASSIFY_CHUNK", 3):
+            answer = docs.action_reclassify()
+            self.assertEqual(answer["params"]["type"], "info")  # queued, not done now
+            self.assertEqual(docs.catalog_id, self.cat_waw, "nothing moved yet")
+            self.assertEqual(self.buffer.reclassify_remaining, 7)
+            cron = self.env.ref("ksefnet_documents.ir_cron_ksefnet_reclassify")
+            self.assertTrue(self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]), "woken up")
+            progress = []
+            for _round in range(4):
+                cron_env, record = cron._add_progress()  # as Odoo's scheduler calls it, with its progress
+                self.Document.with_env(cron_env.env)._cron_reclassify()
+                progress.append((record.done, record.remaining))
+        self.assertEqual(progress, [(3, 4), (3, 1), (1, 0), (0, 0)])
+        self.buffer.invalidate_recordset(["reclassify_remaining"])
+        self.assertEqual(self.buffer.reclassify_remaining, 0)
+        self.assertEqual(docs.catalog_id, self.corrections)
+        self.assertFalse(any(docs.mapped("reclassify_pending")))
+        self.assertTrue(all(rule in d.rule_ids for d in docs))
+        # the same rules again: the links stay as they are (only what changes is written)
+        self.env.cr.execute(f"SELECT count(*) FROM {rel} WHERE ksefnet_document_id = ANY(%s)", [docs.ids])  # noqa: S608
+        links = self.env.cr.fetchone()[0]
+        docs.action_reclassify()
+        self.env.cr.execute(f"SELECT count(*) FROM {rel} WHERE ksefnet_document_id = ANY(%s)", [docs.ids])  # noqa: S608
+        self.assertEqual(self.env.cr.fetchone()[0], links)
+        rule.active = False
+        docs.action_reclassify()
+        self.assertEqual(docs.catalog_id, self.cat_waw)
+        self.assertFalse(any(rule in d.rule_ids for d in docs), "a rule that no longer matches is unlinked")
