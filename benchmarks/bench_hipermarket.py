@@ -81,14 +81,21 @@ def memory_by_batch(count: int, batches: list[int]) -> None:
             submit_all(hm, xmls[:batch], batch, "WARM")  # code paths loaded, caches filled
             assert odoo.proc is not None
             before = memory_kib(odoo.proc.pid)
-            submit_all(hm, xmls[batch:], batch, "MEM")
+            thirds = []  # resident memory after each third: it grows with the batch, not with the invoices sent
+            rest = xmls[batch:]
+            for part in range(3):
+                share = rest[part * count // 3 : (part + 1) * count // 3]
+                submit_all(hm, share, batch, f"MEM{part}")
+                thirds.append(memory_kib(odoo.proc.pid)["VmRSS"] / 1024)
             after = memory_kib(odoo.proc.pid)
         finally:
             odoo.drop()
         print(
             f"memory, batches of {batch:3d}: Odoo process {before['VmRSS'] / 1024:6.1f} MiB after warm-up, "
             f"peak {after['VmHWM'] / 1024:6.1f} MiB over {count} invoices "
-            f"(+{(after['VmHWM'] - before['VmRSS']) / 1024:.1f} MiB), {after['VmRSS'] / 1024:6.1f} MiB after"
+            f"(+{(after['VmHWM'] - before['VmRSS']) / 1024:.1f} MiB); after each third "
+            + ", ".join(f"{m:.1f}" for m in thirds)
+            + " MiB"
         )
 
 

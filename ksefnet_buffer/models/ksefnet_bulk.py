@@ -123,6 +123,9 @@ def update_records(model, table):
     targets = cr.mogrify(
         "SELECT unnest(%s::int4[]) AS id, unnest(%s::int4[]) AS k", [records.ids, keys]
     ).decode()
+    # the ids again as an index condition: whatever the planner believes of the table's size, the rows are
+    # found through the primary key, never by a scan of the whole table
+    by_key = cr.mogrify("t.id = ANY(%s::int4[])", [records.ids]).decode()
     assignments = ", ".join(f'"{c}" = v."{c}"::{types[c]}' for c in columns)
     names = ", ".join(f'"{c}"' for c in ["k", *columns])
     execute_values(
@@ -130,7 +133,7 @@ def update_records(model, table):
         f'UPDATE "{model._table}" AS t SET {assignments}, '  # noqa: S608 - field names, an integer, ids
         f"write_date = now() at time zone 'UTC', write_uid = {int(model.env.uid)} "
         f"FROM ({targets.replace('%', '%%')}) AS m JOIN (VALUES %s) AS v({names}) ON v.k = m.k "
-        "WHERE t.id = m.id",
+        f"WHERE t.id = m.id AND {by_key.replace('%', '%%')}",
         rows,
         page_size=len(rows),
     )
@@ -172,9 +175,9 @@ def set_links(records, name, links, *, replace):
     removed = [pair for pair in current if pair not in wanted] if replace else []
     if removed:
         cr.execute(
-            f'DELETE FROM "{relation}" WHERE ("{own}", "{other}") IN '  # noqa: S608 - the field's table
-            "(SELECT unnest(%s::int4[]), unnest(%s::int4[]))",
-            [[p[0] for p in removed], [p[1] for p in removed]],
+            f'DELETE FROM "{relation}" WHERE "{own}" = ANY(%s) AND ("{own}", "{other}") IN '  # noqa: S608
+            "(SELECT unnest(%s::int4[]), unnest(%s::int4[]))",  # the first condition: through the index
+            [ids, [p[0] for p in removed], [p[1] for p in removed]],
         )
     if added:
         cr.execute(

@@ -51,8 +51,8 @@ class KsefnetDocument(models.Model):
         numbers = self._hm_numbers(docs.buffer_id.ids, len(docs))
         self.env.cr.execute(
             "UPDATE ksefnet_document AS d SET hm_change_seq = v.seq "
-            "FROM unnest(%s::int[], %s::int[]) AS v(id, seq) WHERE d.id = v.id",
-            [docs.ids, numbers],
+            "FROM unnest(%s::int[], %s::int[]) AS v(id, seq) WHERE d.id = v.id AND d.id = ANY(%s)",
+            [docs.ids, numbers, docs.ids],  # the ids as an index condition too: never a scan of the table
         )
         docs.invalidate_recordset(["hm_change_seq"])
 
