@@ -12,14 +12,19 @@ what ``create`` guarantees for plain column values and does the per-batch work o
   are recomputed as after ``create``;
 - cached one2many fields pointing at the new records are invalidated.
 
-What it does not do: x2many and non-column fields (refused), Python constraints of the model (checked where
-the values are built: the callers validate first), overrides of ``create`` (the callers are the engine's own
-methods; their extension hooks are ``_create_in_state`` and ``_on_arrival``). Access is the caller's: it is
-meant for ``sudo()`` environments of the engine.
+- the model's Python constraints on the given fields are checked, as after ``create``.
+
+What it does not do: x2many and non-column fields (refused), overrides of ``create`` (the callers are the
+engine's own methods; their extension hooks are ``_create_in_state``, ``_initial_columns`` and
+``_on_arrival``). Access is the caller's: it is meant for ``sudo()`` environments of the engine.
 """
 
 from odoo.models import LOG_ACCESS_COLUMNS
 from psycopg2.extras import Json, execute_values
+
+#: up to this many distinct value sets (or a quarter of the rows), :func:`update_records` writes one UPDATE
+#: per set, its rows found by primary key
+FEW_DISTINCT = 20
 
 
 def insert_records(model, vals_list):
@@ -85,6 +90,7 @@ def insert_records(model, vals_list):
         for name, field in model._fields.items():  # stored computed fields not given: computed at flush
             if field.store and field.compute and name not in given:
                 model.env.add_to_compute(field, records)
+    records._validate_fields(columns)  # the model's Python constraints, as after create
     return records
 
 
@@ -98,8 +104,11 @@ def reserve_ids(model, count):
 
 
 def update_records(model, table):
-    """Write values of their own to many records of ``model`` in one UPDATE: ``table`` is a list of
-    (id, {column: value}), every row with the same columns. Plain columns only (as :func:`insert_records`);
+    """Write values of their own to many records of ``model`` at once: ``table`` is a list of (id, {column:
+    value}), every row with the same columns. Rows that share one dict share its values and are written by
+    one UPDATE per dict when there are few (FEW_DISTINCT, or a quarter of the rows); otherwise one UPDATE
+    joins a list of all rows.
+    Plain columns only (as :func:`insert_records`);
     ``write_date``/``write_uid`` are set; the cache of the written columns is invalidated and what depends on
     them is marked to recompute, as after ``write``."""
     if not table:
@@ -114,29 +123,32 @@ def update_records(model, table):
     types = {name: model._fields[name].column_type[1] for name in columns}
     records = model.browse([row_id for row_id, _values in table])
     records.flush_recordset(columns)
-    # rows given the same dict share their values: each distinct one is sent once, with the ids it goes to
-    distinct, keys = {}, []
-    for _row_id, values in table:
-        keys.append(distinct.setdefault(id(values), (len(distinct), values))[0])
-    rows = [(key, *(_sql_value(values[c], types[c]) for c in columns)) for key, values in distinct.values()]
     cr = model.env.cr
-    targets = cr.mogrify(
-        "SELECT unnest(%s::int4[]) AS id, unnest(%s::int4[]) AS k", [records.ids, keys]
-    ).decode()
-    # the ids again as an index condition: whatever the planner believes of the table's size, the rows are
-    # found through the primary key, never by a scan of the whole table
-    by_key = cr.mogrify("t.id = ANY(%s::int4[])", [records.ids]).decode()
-    assignments = ", ".join(f'"{c}" = v."{c}"::{types[c]}' for c in columns)
-    names = ", ".join(f'"{c}"' for c in ["k", *columns])
-    execute_values(
-        cr._obj,
-        f'UPDATE "{model._table}" AS t SET {assignments}, '  # noqa: S608 - field names, an integer, ids
-        f"write_date = now() at time zone 'UTC', write_uid = {int(model.env.uid)} "
-        f"FROM ({targets.replace('%', '%%')}) AS m JOIN (VALUES %s) AS v({names}) ON v.k = m.k "
-        f"WHERE t.id = m.id AND {by_key.replace('%', '%%')}",
-        rows,
-        page_size=len(rows),
-    )
+    stamp = f"write_date = now() at time zone 'UTC', write_uid = {int(model.env.uid)}"
+    # rows given the same dict share their values (a classification result, "sent", a flag)
+    groups = {}
+    for row_id, values in table:
+        groups.setdefault(id(values), (values, []))[1].append(row_id)
+    if len(groups) <= max(FEW_DISTINCT, len(table) // 4):  # few, or four rows or more a statement
+        # a statement per distinct value set, its rows found through the primary key (= ANY): no join whose
+        # plan depends on what the planner believes of the table's size
+        assignments = ", ".join(f'"{c}" = %s::{types[c]}' for c in columns)
+        for values, ids in groups.values():
+            cr.execute(
+                f'UPDATE "{model._table}" SET {assignments}, {stamp} WHERE id = ANY(%s)',  # noqa: S608 - names
+                [*(_sql_value(values[c], types[c]) for c in columns), ids],
+            )
+    else:
+        rows = [(row_id, *(_sql_value(values[c], types[c]) for c in columns)) for row_id, values in table]
+        assignments = ", ".join(f'"{c}" = v."{c}"::{types[c]}' for c in columns)
+        names = ", ".join(f'"{c}"' for c in ["id", *columns])
+        execute_values(
+            cr._obj,
+            f'UPDATE "{model._table}" AS t SET {assignments}, {stamp} '  # noqa: S608 - field names, an integer
+            f"FROM (VALUES %s) AS v({names}) WHERE t.id = v.id",
+            rows,
+            page_size=1000,
+        )
     records.invalidate_recordset([*columns, "write_date", "write_uid"])
     records.modified(columns)
     return records
@@ -151,13 +163,14 @@ def _sql_value(value, column_type):
     return value
 
 
-def set_links(records, name, links, *, replace):
+def set_links(records, name, links, *, replace, new=False):
     """Write many2many ``name`` of many ``records`` at once: ``links`` is {record id: [linked ids]}.
 
     ``replace``: the links become exactly these (``(6, 0, ids)`` for each record), else they are added
     (``(4, id)``). The current links are read once and only the difference is written (one DELETE, one
-    INSERT at most): reclassifying documents that stay where they are writes no links. The cache of the
-    field is invalidated and what depends on it is marked to recompute."""
+    INSERT at most): reclassifying documents that stay where they are writes no links. ``new``: the records
+    were just created and have no links yet (nothing to read). The cache of the field is invalidated and what
+    depends on it is marked to recompute."""
     field = records._fields[name]
     if field.type != "many2many" or not field.store:
         raise ValueError(f"set_links: {records._name}.{name} is not a stored many2many")
@@ -169,8 +182,10 @@ def set_links(records, name, links, *, replace):
     records.flush_recordset([name])
     relation, own, other = field.relation, field.column1, field.column2
     wanted = dict.fromkeys((rid, linked) for rid, linked_ids in links.items() for linked in linked_ids)
-    cr.execute(f'SELECT "{own}", "{other}" FROM "{relation}" WHERE "{own}" = ANY(%s)', [ids])  # noqa: S608
-    current = set(cr.fetchall())
+    current = set()
+    if not new:
+        cr.execute(f'SELECT "{own}", "{other}" FROM "{relation}" WHERE "{own}" = ANY(%s)', [ids])  # noqa: S608
+        current = set(cr.fetchall())
     added = [pair for pair in wanted if pair not in current]  # only what changes is written
     removed = [pair for pair in current if pair not in wanted] if replace else []
     if removed:

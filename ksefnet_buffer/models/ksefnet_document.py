@@ -874,7 +874,7 @@ class KsefnetDocument(models.Model):
             xmls=[(e[0], f"{_safe_name(e[1].number)}.xml") for e in entries],
         )
         # parsed once: what validation read travels on to classification
-        docs._on_arrival({doc.id: entry[1] for doc, entry in zip(docs, entries, strict=True)})
+        docs._on_arrival({doc.id: entry[1] for doc, entry in zip(docs, entries, strict=True)}, new=True)
         if not self.env.context.get("ksefnet_defer_trigger"):  # a caller submitting many triggers once
             self.env["ksefnet.sender"]._trigger()  # send now rather than at the next scheduled run
         return docs.with_env(self.env)
@@ -922,9 +922,10 @@ class KsefnetDocument(models.Model):
             xmls=[(downloaded.xml, f"{downloaded.ksef_number}.xml")],
         )
 
-    def _on_arrival(self, invoices=None):
-        """Hook called once new documents are stored (submitted or downloaded); other addons classify here.
-        ``invoices``: {document id: the parsed invoice} when the caller has parsed them already."""
+    def _on_arrival(self, invoices=None, new=False):
+        """Hook called once documents are stored (submitted or downloaded, or given a new XML); other addons
+        classify here. ``invoices``: {document id: the parsed invoice} when the caller has parsed them already.
+        ``new``: the documents were just created (nothing was stored about them before)."""
         return True
 
     def _store_upos(self, upos):

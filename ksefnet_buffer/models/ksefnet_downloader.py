@@ -101,7 +101,7 @@ class KsefnetDownloader(models.AbstractModel):
                 for invoice in batch.invoices:
                     with self.env.cr.savepoint():
                         new_docs |= Document._create_downloaded(buffer, invoice, sync.subject_type)
-                new_docs._on_arrival()
+                new_docs._on_arrival(new=True)
                 buffer._commit("download_documents")  # the documents first...
                 created += len(new_docs)
                 sync.write(

@@ -109,3 +109,22 @@ class TestBulkInserts(TransactionCase):
         ):
             self.assertEqual(attachment[name], by_orm[name], name)
         self.assertEqual(doc._xml(), xml)
+
+    def test_the_models_python_constraints_hold(self):
+        from odoo.exceptions import ValidationError
+
+        Attachment = self.env["ir.attachment"].sudo()
+        (own_id,) = reserve_ids(Attachment, 1)
+        with self.assertRaises(ValidationError), self.env.cr.savepoint():
+            insert_records(
+                Attachment,
+                [
+                    {
+                        "id": own_id,
+                        "name": "loop",
+                        "type": "binary",
+                        "res_model": "ir.attachment",
+                        "res_id": own_id,
+                    }
+                ],
+            )

@@ -78,7 +78,7 @@ class TestDownload(KsefSimulatorCase):
         self.generate(15)
         self.buffer.download_mode = "metadata"
 
-        def crash(docs):
+        def crash(docs, *args, **kwargs):
             raise RuntimeError("worker killed")
 
         Document = type(self.env["ksefnet.document"])

@@ -76,9 +76,9 @@ class KsefnetDocument(models.Model):
             "ON ksefnet_document (buffer_id, id) WHERE reclassify_pending"
         )
 
-    def _on_arrival(self, invoices=None):
-        result = super()._on_arrival(invoices)
-        self.sudo()._classify(invoices)
+    def _on_arrival(self, invoices=None, new=False):
+        result = super()._on_arrival(invoices, new=new)
+        self.sudo()._classify(invoices, new=new)
         return result
 
     def _parsed_invoice(self):
@@ -101,9 +101,10 @@ class KsefnetDocument(models.Model):
         )
         return checked.result, Join("\n", [_validity_reason(key, params) for key, params in checked.items])
 
-    def _classify(self, invoices=None):
+    def _classify(self, invoices=None, new=False):
         """Run the validity check and the buffer's rules on these documents and store the result.
-        ``invoices``: {document id: parsed invoice} already at hand (else each XML is parsed here).
+        ``invoices``: {document id: parsed invoice} already at hand (else each XML is parsed here). ``new``:
+        documents just created, with no result and no links stored yet (nothing to compare with).
 
         The rules of a buffer are compiled once; its documents go in chunks of CLASSIFY_CHUNK: each chunk's
         XML read at once, its results written in one UPDATE, then the chunk leaves the cache, so memory stays
@@ -117,13 +118,13 @@ class KsefnetDocument(models.Model):
             shop_by_code = {s.code: s.id for s in shops}
             ids = self.filtered(lambda d, b=buffer: d.buffer_id == b).ids
             for chunk in split_every(CLASSIFY_CHUNK, ids, self.browse):
-                chunk._classify_chunk(rules, shop_by_code, invoices)
+                chunk._classify_chunk(rules, shop_by_code, invoices, new)
                 if len(ids) > CLASSIFY_CHUNK:  # many: let what was read go before the next chunk
                     chunk.xml_attachment_id.invalidate_recordset(["raw", "datas", "db_datas"])
                     chunk.invalidate_recordset()
         return True
 
-    def _classify_chunk(self, rules, shop_by_code, invoices):
+    def _classify_chunk(self, rules, shop_by_code, invoices, new=False):
         """:meth:`_classify` for documents of one buffer, with its compiled ``rules``."""
         Rule = self.env["ksefnet.classification.rule"].sudo()
         now = fields.Datetime.now()
@@ -186,15 +187,17 @@ class KsefnetDocument(models.Model):
             (self._message_vals(values), ids) for values, ids in groups.values()
         ]  # converted once each
         names = sorted(n for n in results[0][0] if n not in touched) if results else []
-        Documents.flush_recordset(names)
-        self.env.cr.execute(
-            SQL(
-                "SELECT id, %s FROM ksefnet_document WHERE id = ANY(%s)",
-                SQL(", ").join(SQL.identifier(n) for n in names),
-                self.ids,
+        stored = {}
+        if not new:
+            Documents.flush_recordset(names)
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id, %s FROM ksefnet_document WHERE id = ANY(%s)",
+                    SQL(", ").join(SQL.identifier(n) for n in names),
+                    self.ids,
+                )
             )
-        )
-        stored = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+            stored = {row[0]: row[1:] for row in self.env.cr.fetchall()}
         changed, unchanged = [], []
         for columns, ids in results:
             wanted = tuple(None if columns[n] is False else columns[n] for n in names)
@@ -206,8 +209,8 @@ class KsefnetDocument(models.Model):
         update_records(Documents, changed)  # only what changed is rewritten with its indexed columns
         update_records(Documents, unchanged)
         Documents.invalidate_recordset(["validity_reasons", "classification_note"])
-        set_links(Documents, "rule_ids", rules_of, replace=True)
-        set_links(Documents, "tag_ids", {k: v for k, v in tags_of.items() if v}, replace=False)
+        set_links(Documents, "rule_ids", rules_of, replace=True, new=new)
+        set_links(Documents, "tag_ids", {k: v for k, v in tags_of.items() if v}, replace=False, new=new)
 
     def _user_writable_fields(self):
         # filing by hand: tags, and the catalog and shop (checked in write: the user must be able to handle
