@@ -28,6 +28,7 @@ from odoo import _, api, fields, models
 from odoo.addons.ksefnet_buffer.models.ksefnet_document import AlreadySent
 from odoo.addons.ksefnet_buffer.models.ksefnet_watch import MODE_FOR_STATE
 from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import split_every
 
 from ksefnet_core import offline as ksef_offline
 from ksefnet_core import qr as ksef_qr
@@ -37,6 +38,9 @@ _logger = logging.getLogger(__name__)
 
 SOURCE = "HiperMarket"
 MAX_BATCH = 500
+#: invoices of a call validated, stored and classified together (a call's memory grows with this, not with
+#: the call's size)
+SUBMIT_CHUNK = 100
 #: HiperMarket's document ids: 1..100 characters, letters, digits and / . _ - : # and spaces inside
 DOCUMENT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9/._:#\- ]{0,98}[A-Za-z0-9/._:#\-])?")
 MAX_DOCUMENT_IDS = 1000
@@ -264,18 +268,33 @@ class KsefnetHipermarketApi(models.AbstractModel):
             known.update(
                 {(buffer.id, ref): doc for ref, doc in Document._known_refs(buffer, SOURCE, refs).items()}
             )
-        fresh, seen = [], set()
-        for index, ref, buffer, shop, xml, offline in checked:
-            if (buffer.id, ref) in seen or (buffer.id, ref) in known:
-                seen.add((buffer.id, ref))
-                continue
+        pending, seen = [], set()
+        for entry in checked:
+            index, ref, buffer = entry[:3]
+            if (buffer.id, ref) not in seen and (buffer.id, ref) not in known:
+                pending.append(entry)
             seen.add((buffer.id, ref))
+        # in chunks: what a chunk parsed and cached is let go before the next, so a call of 500 invoices
+        # holds no more of them at once than a call of SUBMIT_CHUNK
+        for chunk in split_every(SUBMIT_CHUNK, pending, list):
+            self._submit_chunk(invoices, chunk, results)
+        return results
+
+    @api.model
+    def _submit_chunk(self, invoices, chunk, results):
+        """Validate and store ``chunk`` (checked new invoices: index, ref, buffer, shop, xml, offline) with one
+        submission per buffer; their results go into ``results``."""
+        Document = self.env["ksefnet.document"].sudo().with_context(active_test=False)
+        known = self.env.context["ksefnet_hm_known"]
+        fresh = []
+        for index, ref, buffer, shop, xml, offline in chunk:
             try:
                 xml, invoice = Document._validate_sales_xml(buffer, xml)
             except Exception as exc:  # noqa: BLE001
                 results[index] = self._refusal(invoices[index], exc)
                 continue
             fresh.append((index, buffer, (xml, invoice, ref, SOURCE, shop, offline or {})))
+        stored = Document.browse()
         for buffer in {b for _i, b, _e in fresh}:
             group = [(i, e) for i, b, e in fresh if b == buffer]
             try:
@@ -289,6 +308,11 @@ class KsefnetHipermarketApi(models.AbstractModel):
             for (index, entry), doc in zip(group, docs, strict=True):
                 results[index] = self._describe(doc, created=True)
                 known[(buffer.id, entry[2])] = doc
+            stored |= docs
+        if stored:
+            stored.flush_recordset()
+            stored.xml_attachment_id.invalidate_recordset()
+            stored.invalidate_recordset()
         return results
 
     @api.model
