@@ -251,8 +251,9 @@ class KsefnetHipermarketApi(models.AbstractModel):
 
     @api.model
     def _submit_new_at_once(self, invoices):
-        """Store the valid invoices with new document ids in one go; the results for those and for the
-        refused ones, None for the rest (handled one by one, with the documents already looked up)."""
+        """Store the valid invoices with new document ids in chunks of SUBMIT_CHUNK, each at once; the results
+        for those and for the refused ones, None for the rest (handled one by one, with the documents already
+        looked up)."""
         results = [None] * len(invoices)
         checked = []
         for index, item in enumerate(invoices):
