@@ -107,7 +107,7 @@ class KsefnetDocument(models.Model):
         documents just created, with no result and no links stored yet (nothing to compare with).
 
         The rules of a buffer are compiled once; its documents go in chunks of CLASSIFY_CHUNK: each chunk's
-        XML read at once, its results written in one UPDATE, then the chunk leaves the cache, so memory stays
+        XML read at once, its results written by one UPDATE per distinct result, then the chunk leaves the cache, so memory stays
         flat however many documents are reclassified."""
         invoices = invoices or {}
         Rule = self.env["ksefnet.classification.rule"].sudo()

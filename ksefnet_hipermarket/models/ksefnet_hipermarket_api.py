@@ -314,7 +314,6 @@ class KsefnetHipermarketApi(models.AbstractModel):
             stored.flush_recordset()
             stored.xml_attachment_id.invalidate_recordset()
             stored.invalidate_recordset()
-        return results
 
     @api.model
     def _checked(self, item):

@@ -135,7 +135,8 @@ class TestAccessMatrix(PermissionsSetup, DocumentsCase, HttpCase):
         cells = []
         for field, value in (("ksef_number", "1111111111-20260101-000000000000-00"), ("xml_sha256", "x"),
                              ("amount_gross", 1.0), ("state", "waiting"), ("upo_attachment_id", False),
-                             ("hm_change_seq", 1), ("next_retry_at", False)):  # fmt: skip
+                             ("hm_change_seq", 1), ("next_retry_at", False),
+                             ("reclassify_pending", True)):  # fmt: skip
             for login, doc in (("kadmin", energy), ("ksiegowa", energy), ("sklep_a", doc_a)):
                 cells.append((login, "access", "ksefnet.document", "write", [[doc], {field: value}], {}))
         # a context flag passed over RPC grants nothing
