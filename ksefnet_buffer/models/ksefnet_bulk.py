@@ -12,9 +12,10 @@ what ``create`` guarantees for plain column values and does the per-batch work o
   are recomputed as after ``create``;
 - cached one2many fields pointing at the new records are invalidated.
 
-- the model's Python constraints on the given fields are checked, as after ``create``.
+- the model's Python constraints on the given fields are checked, as after ``create``;
+- stored many2many fields may be given as lists of ids: their links are inserted right after the rows.
 
-What it does not do: x2many and non-column fields (refused), overrides of ``create`` (the callers are the
+What it does not do: one2many and non-column fields (refused), overrides of ``create`` (the callers are the
 engine's own methods; their extension hooks are ``_create_in_state``, ``_initial_columns`` and
 ``_on_arrival``). Access is the caller's: it is meant for ``sudo()`` environments of the engine.
 """
@@ -31,10 +32,15 @@ def insert_records(model, vals_list):
     """Create the records of ``vals_list`` (dicts of stored field values) of ``model`` in one INSERT.
 
     Returns the new records, in order. Every row gets the same columns: a field given in some rows only is
-    NULL (False) in the others, not its default. ``id`` may be given (see :func:`reserve_ids`)."""
+    NULL (False) in the others, not its default. ``id`` may be given (see :func:`reserve_ids`). A stored
+    many2many is given as a list of ids (the records' links)."""
     if not vals_list:
         return model.browse()
-    given = sorted({name for vals in vals_list for name in vals})
+    names = {name for vals in vals_list for name in vals}
+    links = sorted(
+        n for n in names if (f := model._fields.get(n)) is not None and f.type == "many2many" and f.store
+    )
+    given = sorted(names.difference(links))
     for name in given:
         field = model._fields.get(name)
         if field is None or not field.store or not field.column_type or name in LOG_ACCESS_COLUMNS:
@@ -44,7 +50,7 @@ def insert_records(model, vals_list):
         name
         for name, field in model._fields.items()
         if field.store and field.column_type and not field.compute and name not in given
-        and name not in LOG_ACCESS_COLUMNS and name != "id"
+        and name not in LOG_ACCESS_COLUMNS and name != "id" and name not in links
     ]  # fmt: skip
     if missing:
         defaults = {k: v for k, v in model.default_get(missing).items() if v is not None and v is not False}
@@ -55,7 +61,7 @@ def insert_records(model, vals_list):
     rows = []
     empty = [False if field.type == "boolean" else None for field in fields_]  # a value not set, as a column
     for vals in vals_list:
-        stored = dict(defaults, **vals)
+        stored = dict(defaults, **vals) if defaults else vals
         rows.append(
             tuple(
                 blank
@@ -90,7 +96,10 @@ def insert_records(model, vals_list):
         for name, field in model._fields.items():  # stored computed fields not given: computed at flush
             if field.store and field.compute and name not in given:
                 model.env.add_to_compute(field, records)
-    records._validate_fields(columns)  # the model's Python constraints, as after create
+    for name in links:  # the many2many links of the new records: nothing to compare with
+        set_links(records, name, {r: vals[name] for r, vals in zip(ids, vals_list, strict=True) if vals.get(name)},
+                  replace=False, new=True)  # fmt: skip
+    records._validate_fields(columns + links)  # the model's Python constraints, as after create
     return records
 
 

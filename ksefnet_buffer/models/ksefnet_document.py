@@ -521,16 +521,18 @@ class KsefnetDocument(models.Model):
                 )
 
     @api.model
-    def _log_events(self, entries):
+    def _log_events(self, entries, companies=None):
         """Append (document id, from state, to state, KSeF code, message, reference) entries to the log.
 
         A message is a message part (``_lt(...)``, see ksefnet_message.py): stored as its template and
         parameters, it reads in each reader's language. One INSERT for all entries (the engine logs thousands
-        at a time); a message given for many entries is stored once in memory, not converted per entry."""
+        at a time); a message given for many entries is stored once in memory, not converted per entry.
+        ``companies``: {document id: company id} when the caller knows them (else they are read)."""
         if not entries:
             return
         Event = self.env["ksefnet.document.event"].sudo()
-        companies = {doc.id: doc.company_id.id for doc in self.sudo().browse({e[0] for e in entries})}
+        if companies is None:
+            companies = {doc.id: doc.company_id.id for doc in self.sudo().browse({e[0] for e in entries})}
         columns = {}
         now = fields.Datetime.now()
         rows = []
@@ -570,10 +572,11 @@ class KsefnetDocument(models.Model):
         return dict(self._fields["state"]._description_selection(self.env)).get(state, state or "-")
 
     @api.model
-    def _create_in_state(self, vals, state, message, reference=None, xmls=None):
+    def _create_in_state(self, vals, state, message, reference=None, xmls=None, invoices=None):
         """Create documents (``vals``: one dict or a list of stored values, with ``buffer_id``) in an initial
         state allowed by TRANSITIONS and log their first event. ``xmls``: the invoices' XML, one (bytes, file
-        name) per document, stored as their attachments. One INSERT per table whatever the count, and each
+        name) per document, stored as their attachments. ``invoices``: the parsed invoices, one per document
+        (None: unreadable), for :meth:`_initial_columns`. One INSERT per table whatever the count, and each
         document row written once (ksefnet_bulk): the intake stores thousands a minute."""
         if state not in TRANSITIONS[False]:
             raise ValidationError(_("A document cannot start as %(state)s.", state=state))
@@ -595,15 +598,19 @@ class KsefnetDocument(models.Model):
             )
             for row, doc_id, attachment in zip(rows, ids, attachments, strict=True):
                 row.update(id=doc_id, xml_attachment_id=attachment.id)
-        self._initial_columns(rows)
+        self._initial_columns(rows, invoices)
         docs = insert_records(self.sudo(), rows)
-        self._log_events([(doc.id, False, state, None, message, reference) for doc in docs])
+        self._log_events(
+            [(doc.id, False, state, None, message, reference) for doc in docs],
+            companies={doc.id: row["company_id"] for doc, row in zip(docs, rows, strict=True)},
+        )
         return docs
 
     @api.model
-    def _initial_columns(self, rows):
+    def _initial_columns(self, rows, invoices=None):
         """Hook: add stored values to the rows of new documents before they are inserted (other addons set
-        their own columns here rather than updating the rows afterwards)."""
+        their own columns here rather than updating the rows afterwards). ``invoices``: the parsed invoice of
+        each row (None: unreadable), or None when the caller has not parsed them."""
         return rows
 
     def _user_writable_fields(self):
@@ -872,8 +879,9 @@ class KsefnetDocument(models.Model):
             "waiting",
             _lt("Validated and queued for KSeF."),
             xmls=[(e[0], f"{_safe_name(e[1].number)}.xml") for e in entries],
+            invoices=[e[1] for e in entries],  # parsed once: validation's reading goes on to classification
         )
-        # parsed once: what validation read travels on to classification
+        # documents not classified as they were inserted get the parsed invoices here
         docs._on_arrival({doc.id: entry[1] for doc, entry in zip(docs, entries, strict=True)}, new=True)
         if not self.env.context.get("ksefnet_defer_trigger"):  # a caller submitting many triggers once
             self.env["ksefnet.sender"]._trigger()  # send now rather than at the next scheduled run
@@ -894,8 +902,10 @@ class KsefnetDocument(models.Model):
             return self.browse()
         meta = downloaded.metadata
         try:
-            vals = self._values_from_invoice(fa3.parse(downloaded.xml))
+            invoice = fa3.parse(downloaded.xml)
+            vals = self._values_from_invoice(invoice)
         except (fa3.InvoiceValidationError, ValueError) as exc:
+            invoice = None
             # Keep what KSeF says about it, so nothing is lost even if the XML cannot be read here.
             _logger.warning("KSeF invoice %s could not be parsed: %s", downloaded.ksef_number, exc)
             vals = {
@@ -920,6 +930,7 @@ class KsefnetDocument(models.Model):
             ),
             reference=downloaded.ksef_number,
             xmls=[(downloaded.xml, f"{downloaded.ksef_number}.xml")],
+            invoices=[invoice],
         )
 
     def _on_arrival(self, invoices=None, new=False):

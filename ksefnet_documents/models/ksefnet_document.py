@@ -3,7 +3,7 @@
 import logging
 
 from odoo import _, api, fields, models
-from odoo.addons.ksefnet_buffer.models.ksefnet_bulk import set_links, update_records
+from odoo.addons.ksefnet_buffer.models.ksefnet_bulk import reserve_ids, set_links, update_records
 from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
     Join,
     message_field,
@@ -78,18 +78,53 @@ class KsefnetDocument(models.Model):
 
     def _on_arrival(self, invoices=None, new=False):
         result = super()._on_arrival(invoices, new=new)
-        self.sudo()._classify(invoices, new=new)
+        docs = self.sudo()
+        if new:  # most were classified as they were inserted (_initial_columns): the others now
+            docs = docs.filtered(lambda d: not d.classified_at)
+        docs._classify(invoices, new=new)
         return result
+
+    @api.model
+    def _initial_columns(self, rows, invoices=None):
+        """New documents whose invoices are at hand are classified before they are inserted: their results go
+        into the INSERT, their rule and tag links right after it, and no row is written twice."""
+        rows = super()._initial_columns(rows, invoices)
+        if invoices is None:
+            return rows  # classified on arrival instead
+        unnumbered = [row for row in rows if not row.get("id")]
+        if unnumbered:  # links need the ids before the insert
+            for row, doc_id in zip(unnumbered, reserve_ids(self, len(unnumbered)), strict=True):
+                row["id"] = doc_id
+        Buffer = self.env["ksefnet.buffer"].sudo()
+        by_id = {row["id"]: row for row in rows}
+        for buffer_id in {row["buffer_id"] for row in rows}:
+            buffer = Buffer.browse(buffer_id)
+            rules, shop_by_code = self._compiled_rules(buffer)
+            items = [
+                (_NewDocument(row, buffer), invoice)
+                for row, invoice in zip(rows, invoices, strict=True)
+                if row["buffer_id"] == buffer_id
+            ]
+            groups, rules_of, tags_of = self._classification(items, rules, shop_by_code)
+            for values, ids in groups.values():
+                columns = self._message_vals(values)  # converted once per distinct result
+                for doc_id in ids:
+                    by_id[doc_id].update(columns)
+            for doc_id, row in by_id.items():
+                if doc_id in rules_of:
+                    row.update(rule_ids=rules_of[doc_id], tag_ids=tags_of[doc_id])
+        return rows
 
     def _parsed_invoice(self):
         self.ensure_one()
         return _parse(self.sudo().xml_attachment_id.raw)
 
-    def _validity_of(self, invoice):
-        """Validity for one document: sales are ours by definition; purchases are checked."""
-        self.ensure_one()
-        buffer = self.buffer_id
-        if self.direction == "sales" or self.own_issued:
+    @api.model
+    def _validity_of(self, doc, invoice):
+        """Validity for one document (a record, or a row about to be inserted): sales are ours by definition;
+        purchases are checked."""
+        buffer = doc.buffer_id
+        if doc.direction == "sales" or doc.own_issued:
             return "valid", _lt("The company is the seller.")
         if invoice is None:
             return "review", _lt("The invoice XML cannot be read.")
@@ -110,12 +145,8 @@ class KsefnetDocument(models.Model):
         XML read at once, its results written by one UPDATE per distinct result, then the chunk leaves the cache, so memory stays
         flat however many documents are reclassified."""
         invoices = invoices or {}
-        Rule = self.env["ksefnet.classification.rule"].sudo()
-        Shop = self.env["ksefnet.shop"].sudo()
         for buffer in self.buffer_id:
-            shops = Shop.search([("buffer_id", "=", buffer.id)])
-            rules = Rule.search([("buffer_id", "=", buffer.id)])._compile(shops)
-            shop_by_code = {s.code: s.id for s in shops}
+            rules, shop_by_code = self._compiled_rules(buffer)
             ids = self.filtered(lambda d, b=buffer: d.buffer_id == b).ids
             for chunk in split_every(CLASSIFY_CHUNK, ids, self.browse):
                 chunk._classify_chunk(rules, shop_by_code, invoices, new)
@@ -124,18 +155,25 @@ class KsefnetDocument(models.Model):
                     chunk.invalidate_recordset()
         return True
 
-    def _classify_chunk(self, rules, shop_by_code, invoices, new=False):
-        """:meth:`_classify` for documents of one buffer, with its compiled ``rules``."""
+    @api.model
+    def _compiled_rules(self, buffer):
+        """(the buffer's rules compiled, {shop code: shop id})."""
+        shops = self.env["ksefnet.shop"].sudo().search([("buffer_id", "=", buffer.id)])
+        rules = self.env["ksefnet.classification.rule"].sudo().search([("buffer_id", "=", buffer.id)])
+        return rules._compile(shops), {s.code: s.id for s in shops}
+
+    @api.model
+    def _classification(self, items, rules, shop_by_code, now=None):
+        """The results of ``items`` ((document, parsed invoice or None): a record, or a row about to be
+        inserted) under one buffer's compiled ``rules``: ({key: (stored values, [document ids])} (identical
+        results share one dict), {document id: [rule ids]}, {document id: [tag ids]})."""
         Rule = self.env["ksefnet.classification.rule"].sudo()
-        now = fields.Datetime.now()
+        now = now or fields.Datetime.now()
         always = _lt("always")  # a rule without conditions
         groups = {}  # identical results share their converted messages
         rules_of, tags_of = {}, {}
-        unparsed = self.filtered(lambda d: d.id not in invoices)
-        raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
-        for doc in self:
-            invoice = invoices.get(doc.id) or _parse(raw.get(doc.xml_attachment_id.id))
-            validity, reasons = doc._validity_of(invoice)
+        for doc, invoice in items:
+            validity, reasons = self._validity_of(doc, invoice)
             facts = _facts(doc, invoice, validity)
             catalog, shop = False, shop_by_code.get(doc.shop_code, False)
             tags, hits = set(), []
@@ -178,6 +216,15 @@ class KsefnetDocument(models.Model):
                 }
                 group = groups[key] = (values, [])
             group[1].append(doc.id)
+        return groups, rules_of, tags_of
+
+    def _classify_chunk(self, rules, shop_by_code, invoices, new=False):
+        """:meth:`_classify` for documents of one buffer, with its compiled ``rules``."""
+        now = fields.Datetime.now()
+        unparsed = self.filtered(lambda d: d.id not in invoices)
+        raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
+        items = [(doc, invoices.get(doc.id) or _parse(raw.get(doc.xml_attachment_id.id))) for doc in self]
+        groups, rules_of, tags_of = self._classification(items, rules, shop_by_code, now)
         Documents = self.sudo()
         touched = {
             "classified_at": now,
@@ -293,6 +340,23 @@ def _notification(title, message, kind):
             "next": {"type": "ir.actions.client", "tag": "soft_reload"},
         },
     }
+
+
+class _NewDocument:
+    """A document row about to be inserted, read as classification reads a document: its values as
+    attributes and items (False when not given), ``buffer_id`` as the buffer record."""
+
+    __slots__ = ("_row", "buffer_id")
+
+    def __init__(self, row, buffer):
+        self._row = row
+        self.buffer_id = buffer
+
+    def __getattr__(self, name):
+        return self._row.get(name, False)
+
+    def __getitem__(self, name):
+        return self._row.get(name, False)
 
 
 def _parse(xml):

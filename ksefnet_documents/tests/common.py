@@ -35,7 +35,7 @@ class DocumentsCase(TransactionCase):
         downloaded = DownloadedInvoice(f"{US}-20260301-{number:012X}-00", {}, xml)
         subject = "Subject1" if direction == "sales" else "Subject2"
         doc = cls.Document._create_downloaded(cls.buffer, downloaded, subject)
-        doc._on_arrival()
+        doc._on_arrival(new=True)  # as the downloader calls it: classified as it was inserted
         return doc
 
     @classmethod

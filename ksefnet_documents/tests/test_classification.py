@@ -81,6 +81,28 @@ class TestClassification(DocumentsCase):
         self.assertIn("WZ deliveries", self.sample("4").classification_note)
         self.assertIn("delivery id 44343434/2026", self.sample("4").classification_note)
 
+    def test_classified_as_inserted_is_what_a_reclassification_gives(self):
+        """The result written into the INSERT (no UPDATE of the new rows) is the one the stored documents get
+        when they are classified again from their stored values and XML."""
+        docs = self.Document.browse()
+        with _no_update(self):
+            for path in sorted(SAMPLES.glob("*.xml")):
+                docs |= self.store(path.read_bytes())
+        self.assertTrue(all(docs.mapped("classified_at")))
+
+        def results():
+            docs.invalidate_recordset()
+            return [
+                (d.validity, d.validity_reasons, d.catalog_id, d.shop_id, d.classification_note, d.rule_ids,
+                 d.tag_ids)
+                for d in docs
+            ]  # fmt: skip
+
+        inserted = results()
+        self.assertTrue(any(r[5] for r in inserted) and any(r[6] for r in inserted), "links were written")
+        docs._classify()
+        self.assertEqual(results(), inserted)
+
     def test_gln_and_delivery_identifiers_of_shops(self):
         self.rule("Any shop by GLN", 40, gln_match="any_shop", shop_action="matched")
         self.rule("Any shop by WZ", 41, delivery_match="any_shop", shop_action="matched")
@@ -170,3 +192,33 @@ class TestClassification(DocumentsCase):
         docs.action_reclassify()
         self.assertEqual(docs.catalog_id, self.cat_waw)
         self.assertFalse(any(rule in d.rule_ids for d in docs), "a rule that no longer matches is unlinked")
+
+
+class _no_update:
+    """Fails the test when a statement UPDATEs ksefnet_document inside the block."""
+
+    def __init__(self, case):
+        self.case = case
+
+    def __enter__(self):
+        from unittest.mock import patch
+
+        from odoo.sql_db import Cursor
+
+        self.seen = []
+        original = Cursor.execute
+
+        def execute(cr, query, params=None, log_exceptions=True):
+            text = str(getattr(query, "code", query)).lstrip().upper()
+            if text.startswith(('UPDATE "KSEFNET_DOCUMENT"', "UPDATE KSEFNET_DOCUMENT ")):
+                self.seen.append(text)
+            return original(cr, query, params, log_exceptions)
+
+        self.patcher = patch.object(Cursor, "execute", execute)
+        self.patcher.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.patcher.stop()
+        self.case.assertEqual(self.seen, [], "new documents are not written twice")
+        return False

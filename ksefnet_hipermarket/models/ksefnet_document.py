@@ -62,9 +62,9 @@ class KsefnetDocument(models.Model):
         return result
 
     @api.model
-    def _initial_columns(self, rows):
+    def _initial_columns(self, rows, invoices=None):
         # a new HiperMarket document is numbered as it is inserted: its row is written once
-        rows = super()._initial_columns(rows)
+        rows = super()._initial_columns(rows, invoices)
         ours = [row for row in rows if row.get("source") == SOURCE]
         if ours:
             numbers = self._hm_numbers([row["buffer_id"] for row in ours], len(ours))

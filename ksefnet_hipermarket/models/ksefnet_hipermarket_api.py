@@ -202,7 +202,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
         """Give each stored offline invoice its KOD I (label OFFLINE) and KOD II at once. Without a usable
         Offline certificate the invoice stays accepted: ``kod2`` is False, ``kod2_error`` says why, and the
         document is flagged (``offline_problem``)."""
-        ids = [r["id"] for r in results if r.get("ok") and r.get("id")]
+        ids = [r["id"] for r in results if r.get("ok") and r.get("id") and r.get("offline_mode")]
         docs = {d.id: d for d in self.env["ksefnet.document"].sudo().browse(ids) if d.offline_mode}
         signers = {}
         for result in results:
