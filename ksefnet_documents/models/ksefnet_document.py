@@ -157,10 +157,18 @@ class KsefnetDocument(models.Model):
 
     @api.model
     def _compiled_rules(self, buffer):
-        """(the buffer's rules compiled, {shop code: shop id})."""
+        """(the buffer's rules compiled, {shop code: shop id}). A caller that stores documents one by one
+        (the downloader, per batch; a HiperMarket call) puts a dict under ``ksefnet_rules_memo`` in the
+        context: the rules are then compiled once for all of them."""
+        memo = self.env.context.get("ksefnet_rules_memo")
+        if memo is not None and buffer.id in memo:
+            return memo[buffer.id]
         shops = self.env["ksefnet.shop"].sudo().search([("buffer_id", "=", buffer.id)])
         rules = self.env["ksefnet.classification.rule"].sudo().search([("buffer_id", "=", buffer.id)])
-        return rules._compile(shops), {s.code: s.id for s in shops}
+        compiled = rules._compile(shops), {s.code: s.id for s in shops}
+        if memo is not None:
+            memo[buffer.id] = compiled
+        return compiled
 
     @api.model
     def _classification(self, items, rules, shop_by_code, now=None):

@@ -131,7 +131,11 @@ class KsefnetHipermarketApi(models.AbstractModel):
         if not isinstance(invoices, list) or len(invoices) > MAX_BATCH:
             raise ValidationError(_("Submit a list of at most %(n)s invoices.", n=MAX_BATCH))
         batch = self.with_context(
-            ksefnet_defer_trigger=True, ksefnet_hm_buffers={}, ksefnet_hm_shops={}, ksefnet_hm_known={}
+            ksefnet_defer_trigger=True,
+            ksefnet_hm_buffers={},
+            ksefnet_hm_shops={},
+            ksefnet_hm_known={},
+            ksefnet_rules_memo={},  # the classification rules compiled once a call
         )
         results = batch._submit_new_at_once(invoices)
         for index, item in enumerate(invoices):
