@@ -110,9 +110,8 @@ class KsefnetDocument(models.Model):
                 columns = self._message_vals(values)  # converted once per distinct result
                 for doc_id in ids:
                     by_id[doc_id].update(columns)
-            for doc_id, row in by_id.items():
-                if doc_id in rules_of:
-                    row.update(rule_ids=rules_of[doc_id], tag_ids=tags_of[doc_id])
+            for doc_id, matched in rules_of.items():  # this buffer's rows
+                by_id[doc_id].update(rule_ids=matched, tag_ids=tags_of[doc_id])
         return rows
 
     def _parsed_invoice(self):
@@ -142,8 +141,8 @@ class KsefnetDocument(models.Model):
         documents just created, with no result and no links stored yet (nothing to compare with).
 
         The rules of a buffer are compiled once; its documents go in chunks of CLASSIFY_CHUNK: each chunk's
-        XML read at once, its results written by one UPDATE per distinct result, then the chunk leaves the cache, so memory stays
-        flat however many documents are reclassified."""
+        XML read at once, its results written by one UPDATE per distinct result, then the chunk leaves the
+        cache, so memory stays flat however many documents are reclassified."""
         invoices = invoices or {}
         for buffer in self.buffer_id:
             rules, shop_by_code = self._compiled_rules(buffer)

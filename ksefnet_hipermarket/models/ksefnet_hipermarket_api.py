@@ -207,7 +207,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
         Offline certificate the invoice stays accepted: ``kod2`` is False, ``kod2_error`` says why, and the
         document is flagged (``offline_problem``)."""
         ids = [r["id"] for r in results if r.get("ok") and r.get("id") and r.get("offline_mode")]
-        docs = {d.id: d for d in self.env["ksefnet.document"].sudo().browse(ids) if d.offline_mode}
+        docs = {d.id: d for d in self.env["ksefnet.document"].sudo().browse(ids)}
         signers = {}
         for result in results:
             doc = docs.get(result.get("id")) if result.get("ok") else None
