@@ -467,6 +467,34 @@ def parse_tree(data: bytes) -> tuple[Invoice, etree._Element]:
     return _extract(root, form, data), root
 
 
+def document_fields(invoice: Invoice) -> dict[str, Any]:
+    """What a buffer's document keeps of an invoice, by field name (amounts as floats, None when absent)."""
+    buyer = invoice.buyer
+    other = None
+    if not buyer.nip:
+        if buyer.eu_vat:
+            other = "".join(buyer.eu_vat)
+        elif buyer.other_id:
+            other = "".join(p for p in buyer.other_id if p)
+    return {
+        "form_code": invoice.form_code.system_code,
+        "invoice_kind": invoice.kind,
+        "invoice_number": invoice.number,
+        "issue_date": invoice.issue_date,
+        "seller_nip": invoice.seller.nip,
+        "seller_name": invoice.seller.name,
+        "buyer_nip": buyer.nip,
+        "buyer_identifier": other,
+        "buyer_name": buyer.name,
+        "currency_code": invoice.currency,
+        "amount_net": float(invoice.net_total),
+        "amount_vat": float(invoice.vat_total),
+        "amount_gross": float(invoice.gross_total),
+        "xml_sha256": invoice.sha256_b64,
+        "xml_size": invoice.size,
+    }
+
+
 def poland_today() -> date:
     return poland_date(datetime.now(timezone.utc))
 

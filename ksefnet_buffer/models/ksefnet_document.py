@@ -690,30 +690,7 @@ class KsefnetDocument(models.Model):
     # -- creating documents -----------------------------------------------------------------------------
     @api.model
     def _values_from_invoice(self, invoice):
-        buyer = invoice.buyer
-        other = None
-        if not buyer.nip:
-            if buyer.eu_vat:
-                other = "".join(buyer.eu_vat)
-            elif buyer.other_id:
-                other = "".join(buyer.other_id)
-        return {
-            "form_code": invoice.form_code.system_code,
-            "invoice_kind": invoice.kind,
-            "invoice_number": invoice.number,
-            "issue_date": invoice.issue_date,
-            "seller_nip": invoice.seller.nip,
-            "seller_name": invoice.seller.name,
-            "buyer_nip": buyer.nip,
-            "buyer_identifier": other,
-            "buyer_name": buyer.name,
-            "currency_code": invoice.currency,
-            "amount_net": float(invoice.net_total),
-            "amount_vat": float(invoice.vat_total),
-            "amount_gross": float(invoice.gross_total),
-            "xml_sha256": invoice.sha256_b64,
-            "xml_size": invoice.size,
-        }
+        return fa3.document_fields(invoice)
 
     @api.model
     def _attach_many(self, docs, datas, names, mimetype="application/xml"):

@@ -2,40 +2,33 @@
 
 A rule matches a document when every condition it sets holds. Matching rules apply their actions in order
 (a later rule may change the catalog or shop again; tags add up) until a rule with "Stop" matches. The
-rules are read once per run into plain objects (:meth:`KsefnetClassificationRule._compile`), whose
-``evaluate`` decides one document from the facts read once from it (``_facts``); ``ksefnet.document._classify``
-and the rule's Test button both use them.
+rules are read once per run into ksefnet_core.rules' plain objects (:meth:`KsefnetClassificationRule._compile`),
+whose ``evaluate`` decides one document from the facts read once from it (``ksefnet_core.rules.facts_of``);
+``ksefnet.document._classify`` and the rule's Test button both use them.
 """
-
-from dataclasses import dataclass
 
 from odoo import _, fields, models
 from odoo.addons.ksefnet_buffer.models.ksefnet_message import Label
 from odoo.tools.translate import LazyTranslate
 
-from ksefnet_core.matching import (
-    ShopAddress,
-    any_pattern_matches,
-    delivery_identifiers,
-    invoice_addresses,
-    invoice_glns,
-    padded_address,
-)
+from ksefnet_core import rules as engine
 
 from .ksefnet_shop import _lines, _the_only_buffer
 
 _lt = LazyTranslate(__name__)
 
-TEXT_FIELDS = [
-    ("invoice_number", "Invoice number"),
-    ("seller_name", "Seller name"),
-    ("buyer_name", "Buyer name"),
-    ("seller_nip", "Seller NIP"),
-    ("buyer_nip", "Buyer NIP"),
-    ("buyer_identifier", "Buyer identifier"),
-    ("shop_code", "Shop code"),
-    ("source", "Source"),
-]
+#: ksefnet_core.rules.TEXT_FIELDS, labelled
+_TEXT_LABELS = {
+    "invoice_number": "Invoice number",
+    "seller_name": "Seller name",
+    "buyer_name": "Buyer name",
+    "seller_nip": "Seller NIP",
+    "buyer_nip": "Buyer NIP",
+    "buyer_identifier": "Buyer identifier",
+    "shop_code": "Shop code",
+    "source": "Source",
+}
+TEXT_FIELDS = [(name, _TEXT_LABELS[name]) for name in engine.TEXT_FIELDS]
 
 
 class KsefnetClassificationRule(models.Model):
@@ -117,12 +110,12 @@ class KsefnetClassificationRule(models.Model):
     def _compile(self, shops):
         """Plain-Python form of the rules (read from the database once per classification run)."""
         compiled_shops = [
-            _CompiledShop(s.id, s.code, s._address(), frozenset(s._glns()), tuple(s._delivery_patterns()))
+            engine.Shop(s.id, s.code, s._address(), frozenset(s._glns()), tuple(s._delivery_patterns()))
             for s in shops
         ]
         by_id = {s.shop_id: s for s in compiled_shops}
         return [
-            _CompiledRule(
+            engine.Rule(
                 rule_id=rule.id,
                 name=rule.name,
                 direction=rule.direction,
@@ -186,7 +179,9 @@ class KsefnetClassificationRule(models.Model):
         shops = self.env["ksefnet.shop"].search([("buffer_id", "=", self.buffer_id.id)])
         (rule,) = self._compile(shops)  # once, not per document
         matched = [
-            d.id for d in docs if rule.evaluate(_facts(d, d._parsed_invoice(), d.validity or "review"))[0]
+            d.id
+            for d in docs
+            if rule.evaluate(engine.facts_of(d, d._parsed_invoice(), d.validity or "review"))[0]
         ]
         return {
             "type": "ir.actions.act_window",
@@ -202,137 +197,3 @@ class KsefnetClassificationRule(models.Model):
         self.check_access("write")  # the rules' administrators
         docs = self.env["ksefnet.document"].search([("buffer_id", "in", self.buffer_id.ids)])
         return docs.action_reclassify()
-
-
-# -- the compiled form ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _CompiledShop:
-    shop_id: int
-    code: str
-    address: ShopAddress
-    glns: frozenset
-    patterns: tuple
-
-
-@dataclass(frozen=True)
-class _Facts:
-    """What the rules read of one document, read once."""
-
-    direction: str
-    kind: str
-    seller_nip: str
-    gross: float
-    validity: str
-    texts: dict
-    addresses: list
-    glns: list
-    identifiers: list
-    has_invoice: bool
-
-
-def _facts(doc, invoice, validity):
-    return _Facts(
-        direction=doc.direction,
-        kind=doc.invoice_kind or "",
-        seller_nip=doc.seller_nip or "",
-        gross=doc.amount_gross,
-        validity=validity,
-        texts={name: (doc[name] or "").lower() for name, _label in TEXT_FIELDS},
-        # normalised once per invoice: each is compared with many shops' addresses
-        addresses=[p for p in map(padded_address, invoice_addresses(invoice)) if p] if invoice else [],
-        glns=invoice_glns(invoice) if invoice else [],
-        identifiers=delivery_identifiers(invoice) if invoice else [],
-        has_invoice=invoice is not None,
-    )
-
-
-@dataclass(frozen=True)
-class _CompiledRule:
-    rule_id: int
-    name: str
-    direction: str
-    kinds: frozenset
-    seller_nips: frozenset
-    amount_min: float
-    amount_max: float
-    validity: str
-    text_field: str | bool
-    text_value: str
-    address_shops: list | None
-    gln_match: str
-    gln_values: frozenset
-    delivery_match: str
-    delivery_patterns: tuple
-    shops: list
-    catalog_id: int
-    shop_action: str
-    shop_id: int
-    tag_ids: tuple
-    stop: bool
-
-    def evaluate(self, f):
-        """(matched, reasons, id of the shop found by the conditions or None); all set conditions must hold."""
-        reasons, found = [], None
-        if self.direction != "any":
-            if f.direction != self.direction:
-                return False, [], None
-            reasons.append(("direction", {"d": f.direction}))
-        if self.kinds:
-            if f.kind not in self.kinds:
-                return False, [], None
-            reasons.append(("kind", {"k": f.kind}))
-        if self.seller_nips:
-            if f.seller_nip not in self.seller_nips:
-                return False, [], None
-            reasons.append(("seller", {"nip": f.seller_nip}))
-        if self.amount_min and f.gross < self.amount_min:
-            return False, [], None
-        if self.amount_max and f.gross > self.amount_max:
-            return False, [], None
-        if self.amount_min or self.amount_max:
-            reasons.append(("gross", {"amount": f.gross}))
-        if self.validity != "any":
-            if f.validity != self.validity:
-                return False, [], None
-            reasons.append(("validity", {"v": f.validity}))
-        if self.text_field:
-            if self.text_value not in f.texts.get(self.text_field, ""):
-                return False, [], None
-            reasons.append(("text", {"field": self.text_field, "text": self.text_value}))
-        if (
-            self.address_shops is not None or self.gln_match != "none" or self.delivery_match != "none"
-        ) and not f.has_invoice:
-            return False, [], None
-        if self.address_shops is not None:
-            shop = next(
-                (s for s in self.address_shops if any(s.address.matches_text(a) for a in f.addresses)), None
-            )
-            if shop is None:
-                return False, [], None
-            found = shop.shop_id
-            reasons.append(("address", {"code": shop.code}))
-        if self.gln_match != "none":
-            if self.gln_match == "value":
-                hit = next((g for g in f.glns if g in self.gln_values), None)
-            else:
-                shop = next((s for s in self.shops if s.glns.intersection(f.glns)), None)
-                hit = next(iter(shop.glns.intersection(f.glns))) if shop else None
-                if shop:
-                    found = found or shop.shop_id
-            if not hit:
-                return False, [], None
-            reasons.append(("gln", {"gln": hit}))
-        if self.delivery_match != "none":
-            if self.delivery_match == "pattern":
-                hit = any_pattern_matches(self.delivery_patterns, f.identifiers)
-            else:
-                hit = None
-                for shop in self.shops:
-                    hit = any_pattern_matches(shop.patterns, f.identifiers)
-                    if hit:
-                        found = found or shop.shop_id
-                        break
-            if not hit:
-                return False, [], None
-            reasons.append(("delivery", {"id": hit}))
-        return True, reasons, found

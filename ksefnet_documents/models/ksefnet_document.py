@@ -15,8 +15,7 @@ from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core import fa3
 from ksefnet_core.matching import check_addressed_to
-
-from .ksefnet_classification_rule import _facts
+from ksefnet_core.rules import apply_rules, facts_of
 
 _logger = logging.getLogger(__name__)
 _lt = LazyTranslate(__name__)
@@ -70,6 +69,7 @@ class KsefnetDocument(models.Model):
     )
 
     def init(self):
+        super().init()
         # the background reclassification finds its queue by this partial index, however large the table
         self.env.cr.execute(
             "CREATE INDEX IF NOT EXISTS ksefnet_document_reclassify_pending_idx "
@@ -181,25 +181,12 @@ class KsefnetDocument(models.Model):
         rules_of, tags_of = {}, {}
         for doc, invoice in items:
             validity, reasons = self._validity_of(doc, invoice)
-            facts = _facts(doc, invoice, validity)
-            catalog, shop = False, shop_by_code.get(doc.shop_code, False)
-            tags, hits = set(), []
-            for rule in rules:
-                ok, why, found_shop = rule.evaluate(facts)
-                if not ok:
-                    continue
-                hits.append((rule, why))
-                if rule.catalog_id:
-                    catalog = rule.catalog_id
-                if rule.shop_action == "set" and rule.shop_id:
-                    shop = rule.shop_id
-                elif rule.shop_action == "matched" and found_shop:
-                    shop = found_shop
-                tags.update(rule.tag_ids)
-                if rule.stop:
-                    break
-            matched = [rule.rule_id for rule, _why in hits]
-            rules_of[doc.id], tags_of[doc.id] = matched, sorted(tags)
+            outcome = apply_rules(
+                rules, facts_of(doc, invoice, validity), shop_by_code.get(doc.shop_code, False)
+            )
+            catalog, shop, hits = outcome.catalog_id, outcome.shop_id, outcome.hits
+            matched = outcome.rule_ids
+            rules_of[doc.id], tags_of[doc.id] = matched, outcome.tag_ids
             # what decides the stored result, in plain values: the messages are built once per distinct result
             key = (validity, repr(reasons), catalog, shop, tuple(matched), repr([why for _r, why in hits]))
             group = groups.get(key)
