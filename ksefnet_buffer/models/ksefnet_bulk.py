@@ -21,6 +21,7 @@ engine's own methods; their extension hooks are ``_create_in_state``, ``_initial
 """
 
 from odoo.models import LOG_ACCESS_COLUMNS
+from odoo.tools.sql import drop_index, make_index_name
 from psycopg2.extras import Json, execute_values
 
 #: up to this many distinct value sets (or a quarter of the rows), :func:`update_records` writes one UPDATE
@@ -214,3 +215,25 @@ def set_links(records, name, links, *, replace, new=False):
     records.invalidate_recordset([name])
     records.env[field.comodel_name].invalidate_model()  # their inverse many2many, if any, changed too
     records.modified([name])
+
+
+def drop_outdated_indexes(model, prefix="ksefnet_"):
+    """Drop the column indexes Odoo made for ``model``'s fields (of the modules named ``prefix*``) that their
+    field no longer asks for: the field is not indexed any more, or its index now leaves NULLs out
+    (``btree_not_null``). On an upgrade Odoo keeps such an index (it cannot tell it from one made by hand);
+    called from ``init``, which runs before Odoo checks the indexes, so Odoo then creates what each field
+    asks for. Every index costs each INSERT and each UPDATE of an indexed column its own entry."""
+    fields_by_index = {
+        make_index_name(model._table, name): field
+        for name, field in model._fields.items()
+        if field.store and field.column_type and (field._module or "").startswith(prefix)
+    }
+    cr = model.env.cr
+    cr.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname = ANY(%s)",
+        [model._table, list(fields_by_index)],
+    )
+    for name, definition in cr.fetchall():
+        field = fields_by_index[name]
+        if not field.index or (field.index == "btree_not_null" and "IS NOT NULL" not in definition):
+            drop_index(cr, name, model._table)

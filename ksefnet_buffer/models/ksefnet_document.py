@@ -45,7 +45,7 @@ from ksefnet_core.errors import (
 )
 from ksefnet_core.throttle import ThrottleDeferred
 
-from .ksefnet_bulk import insert_records, reserve_ids, update_records
+from .ksefnet_bulk import drop_outdated_indexes, insert_records, reserve_ids, update_records
 from .ksefnet_errors import FORBIDDEN_REASONS, credential_reason, invoice_issues_part, issues_reason
 from .ksefnet_message import Label, message_field, render, source_field, template_field, user_error
 
@@ -223,8 +223,7 @@ class KsefnetDocument(models.Model):
         [("sales", "Sales"), ("purchase", "Purchase")],
         "Direction",
         required=True,
-        index=True,
-        default="sales",
+        default="sales",  # not indexed: two values, always asked for with the buffer or the state
     )
     origin = fields.Selection(
         [("submitted", "Submitted to the buffer"), ("downloaded", "Downloaded from KSeF")],
@@ -281,7 +280,7 @@ class KsefnetDocument(models.Model):
         "UPO status",
         readonly=True,
         copy=False,
-        index=True,
+        index="btree_not_null",
         help="KSeF's official receipt (UPO) of a sent invoice is fetched after its KSeF number is known.",
     )
     upo_attempts = fields.Integer("UPO attempts", readonly=True, copy=False)
@@ -294,7 +293,7 @@ class KsefnetDocument(models.Model):
     last_message_source = source_field("Last message (as written)")
     last_message_template = template_field("Last message (template)")
     retry_count = fields.Integer("Automatic retries so far", readonly=True, copy=False)
-    next_retry_at = fields.Datetime("Next automatic retry", readonly=True, copy=False, index=True)
+    next_retry_at = fields.Datetime("Next automatic retry", readonly=True, copy=False, index="btree_not_null")
     needs_attention = fields.Boolean(
         "Needs attention",
         readonly=True,
@@ -303,14 +302,16 @@ class KsefnetDocument(models.Model):
     )
 
     # issued offline (tryby-offline.md): sent with offlineMode true by the deadline
-    offline_mode = fields.Selection(OFFLINE_MODES, "Offline mode", readonly=True, copy=False, index=True)
+    offline_mode = fields.Selection(
+        OFFLINE_MODES, "Offline mode", readonly=True, copy=False, index="btree_not_null"
+    )
     offline_reason = fields.Char("Offline reason", readonly=True, copy=False)
     offline_issued_at = fields.Datetime("Issued offline at", readonly=True, copy=False)
     offline_deadline = fields.Datetime(
         "Send to KSeF before",
         readonly=True,
         copy=False,
-        index=True,
+        index="btree_not_null",
         help="The end of the last day on which the offline invoice may reach KSeF (Polish working days). Empty "
         "for a total failure: no obligation to send.",
     )
@@ -360,6 +361,10 @@ class KsefnetDocument(models.Model):
             "A document with this external reference already exists in the buffer.",
         ),
     ]
+
+    def init(self):
+        super().init()
+        drop_outdated_indexes(self)  # an upgrade leaves an index a field no longer asks for
 
     @api.depends("invoice_number", "ksef_number", "direction")
     def _compute_display_name(self):

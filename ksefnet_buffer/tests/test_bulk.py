@@ -128,3 +128,26 @@ class TestBulkInserts(TransactionCase):
                     }
                 ],
             )
+
+    def test_an_upgrade_replaces_the_indexes_fields_no_longer_ask_for(self):
+        """A database from before: next_retry_at indexed with its NULLs, direction indexed. init drops both and
+        Odoo's index check creates what the fields ask for now (NULLs left out; direction none)."""
+        cr, table = self.env.cr, "ksefnet_document"
+
+        def indexes():
+            cr.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
+            return dict(cr.fetchall())
+
+        retry, direction = "ksefnet_document__next_retry_at_index", "ksefnet_document__direction_index"
+        cr.execute(f"DROP INDEX {retry}")
+        cr.execute(f"CREATE INDEX {retry} ON {table} (next_retry_at)")
+        cr.execute(f"CREATE INDEX {direction} ON {table} (direction)")
+        cr.execute(f"CREATE INDEX ksefnet_document_by_hand ON {table} (direction)")  # someone's own: kept
+        self.Document.init()
+        after = indexes()
+        self.assertNotIn(retry, after)
+        self.assertNotIn(direction, after)
+        self.assertIn("ksefnet_document_by_hand", after)
+        self.env.registry.check_indexes(cr, ["ksefnet.document"])
+        self.assertIn("IS NOT NULL", indexes()[retry])
+        self.assertNotIn(direction, indexes())

@@ -15,12 +15,16 @@ class KsefnetDocument(models.Model):
     _inherit = "ksefnet.document"
 
     hm_change_seq = fields.Integer(
-        "Change number", readonly=True, index=True, copy=False, help="Increases with every status change."
+        "Change number",
+        readonly=True,
+        copy=False,
+        help="Increases with every status change.",  # its index is the feed's: ksefnet_document_hm_feed_idx
     )
     hm_delivered_at = fields.Datetime("Number delivered to HiperMarket", readonly=True, copy=False)
     hm_delivered_state = fields.Char("Status when delivered", readonly=True, copy=False)
 
     def init(self):
+        super().init()
         # A database sequence: monotonic across transactions and restarts.
         self.env.cr.execute(f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}")
         self.env.cr.execute(
