@@ -138,6 +138,22 @@ def _value(env, data, lang):
     return str(data)
 
 
+def prepare(env, part):
+    """(JSON form, English text) of a message part, for a part that goes into many messages (a rule's line in
+    classification notes): made once, then joined by :func:`joined_columns`."""
+    data = dump(part)
+    return data, _text(env, data, "en_US")
+
+
+def joined_columns(name, sep, prepared):
+    """The stored columns of message field ``name`` holding ``Join(sep, parts)``, from the parts' prepared
+    forms (:func:`prepare`): what :meth:`KsefnetMessageMixin._message_columns` stores for that Join."""
+    return {
+        f"{name}_source": sep.join(text for _data, text in prepared),
+        f"{name}_template": {"j": sep, "p": [data for data, _text in prepared]},
+    }
+
+
 def user_error(env, part, cls=UserError):
     """A UserError (or ``cls``) saying ``part`` in ``env``'s language that keeps the part itself, so that
     where the engines catch and store it, it reads in each reader's language."""
@@ -163,6 +179,9 @@ def source_field(string=None, field_type=fields.Text, **kw):
 
 
 def template_field(string=None, **kw):
+    # read together when a message is shown, not with every other field of the record: a program that reads
+    # documents by the thousand (classification, the engines) does not decode their messages' JSON
+    kw.setdefault("prefetch", "ksefnet_message_templates")
     return fields.Json(string, readonly=True, copy=False, **kw)
 
 

@@ -1,12 +1,15 @@
 """Documents get a catalog, a shop, tags and a validity result, from the classification rules."""
 
+import json
 import logging
 
 from odoo import _, api, fields, models
 from odoo.addons.ksefnet_buffer.models.ksefnet_bulk import reserve_ids, set_links, update_records
 from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
     Join,
+    joined_columns,
     message_field,
+    prepare,
     source_field,
     template_field,
 )
@@ -178,6 +181,7 @@ class KsefnetDocument(models.Model):
         now = now or fields.Datetime.now()
         always = _lt("always")  # a rule without conditions
         groups = {}  # identical results share their converted messages
+        lines = {}  # (rule id, reasons): the prepared line of the note
         rules_of, tags_of = {}, {}
         for doc, invoice in items:
             validity, reasons = self._validity_of(doc, invoice)
@@ -191,12 +195,6 @@ class KsefnetDocument(models.Model):
             key = (validity, repr(reasons), catalog, shop, tuple(matched), repr([why for _r, why in hits]))
             group = groups.get(key)
             if group is None:
-                notes = [
-                    Join(
-                        ": ", [rule.name, Join(", ", [Rule._reason_part(w) for w in why]) if why else always]
-                    )
-                    for rule, why in hits
-                ]
                 values = {
                     "validity": validity,
                     "validity_reasons": reasons,
@@ -204,10 +202,27 @@ class KsefnetDocument(models.Model):
                     "shop_id": shop,
                     "classified_at": now,
                     "reclassify_pending": False,
-                    "classification_note": Join("\n", notes)
-                    if notes
-                    else _lt("No rule matched: Unassigned."),
                 }
+                if hits:  # a rule's line is made once and shared by every note that has it
+                    notes = []
+                    for rule, why in hits:
+                        line_key = (rule.rule_id, repr(why))
+                        line = lines.get(line_key)
+                        if line is None:
+                            line = lines[line_key] = prepare(
+                                self.env,
+                                Join(
+                                    ": ",
+                                    [
+                                        rule.name,
+                                        Join(", ", [Rule._reason_part(w) for w in why]) if why else always,
+                                    ],
+                                ),
+                            )
+                        notes.append(line)
+                    values.update(joined_columns("classification_note", "\n", notes))
+                else:
+                    values["classification_note"] = _lt("No rule matched: Unassigned.")
                 group = groups[key] = (values, [])
             group[1].append(doc.id)
         return groups, rules_of, tags_of
@@ -231,14 +246,28 @@ class KsefnetDocument(models.Model):
         stored = {}
         if not new:
             Documents.flush_recordset(names)
+            # the messages' JSON comes as text and each distinct text is decoded once: documents put in the
+            # same place for the same reasons share it
+            is_json = [self._fields[n].type == "json" for n in names]
             self.env.cr.execute(
                 SQL(
                     "SELECT id, %s FROM ksefnet_document WHERE id = ANY(%s)",
-                    SQL(", ").join(SQL.identifier(n) for n in names),
+                    SQL(", ").join(
+                        SQL("%s::text", SQL.identifier(n)) if j else SQL.identifier(n)
+                        for n, j in zip(names, is_json, strict=True)
+                    ),
                     self.ids,
                 )
             )
-            stored = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+            decoded = {None: None}
+            for row_id, *values in self.env.cr.fetchall():
+                for i, j in enumerate(is_json):
+                    if j:
+                        text = values[i]
+                        if text not in decoded:
+                            decoded[text] = json.loads(text)
+                        values[i] = decoded[text]
+                stored[row_id] = tuple(values)
         changed, unchanged = [], []
         for columns, ids in results:
             wanted = tuple(None if columns[n] is False else columns[n] for n in names)
