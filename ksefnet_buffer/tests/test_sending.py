@@ -4,11 +4,11 @@ from unittest.mock import patch
 from lxml import etree
 from odoo import fields
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import tagged
+from odoo.tests import TransactionCase, tagged
 
 from ksefnet_core.ids import is_valid_ksef_number
 
-from ..models.ksefnet_sender import STATUS_RESERVE, KsefnetSender
+from ..models.ksefnet_sender import SEND_CRONS, STATUS_RESERVE, KsefnetSender
 from .common import KsefSimulatorCase
 
 UPO_NS = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
@@ -251,3 +251,33 @@ class TestSending(KsefSimulatorCase):
         self.assertEqual(steps[-1], "send_release")
         self.assertLess(steps.index("online_mark"), steps.index("online_received"))
         self.assertIn("upo", steps)
+
+
+@tagged("post_install", "-at_install")
+class TestWakingTheSender(TransactionCase):
+    def _notifications(self):
+        """The cron workers' notifications waiting for this transaction's commit."""
+        return sum(
+            1 for func in self.env.cr.postcommit._funcs if getattr(func, "__name__", "") == "_notifydb"
+        )
+
+    def test_each_cron_gets_its_trigger_and_the_workers_are_woken_once(self):
+        Sender, Trigger = self.env["ksefnet.sender"], self.env["ir.cron.trigger"].sudo()
+        crons = self.env["ir.cron"].browse([self.env.ref(x).id for x in SEND_CRONS])
+        Trigger.search([("cron_id", "in", crons.ids)]).unlink()
+        Sender._trigger()
+        self.assertEqual(
+            sorted(Trigger.search([("cron_id", "in", crons.ids)]).cron_id.ids), sorted(crons.ids)
+        )
+        self.assertEqual(self._notifications(), 1, "one NOTIFY wakes every cron thread")
+        Sender._trigger()  # a trigger is due already: the workers are awake
+        self.assertEqual(Trigger.search_count([("cron_id", "in", crons.ids)]), 2 * len(crons))
+        self.assertEqual(self._notifications(), 1)
+        Trigger.search([("cron_id", "in", crons.ids)]).unlink()  # they ran
+        Sender._trigger()
+        self.assertEqual(self._notifications(), 2)
+        later = fields.Datetime.now() + timedelta(minutes=5)
+        Sender._trigger(at=later)
+        self.assertEqual(
+            Trigger.search_count([("cron_id", "in", crons.ids), ("call_at", "=", later)]), len(crons)
+        )
