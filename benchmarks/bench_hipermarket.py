@@ -132,7 +132,7 @@ def memory_by_batch(count: int, batches: list[int]) -> None:
         print(
             f"memory, batches of {batch:3d}: Odoo process {before['VmRSS'] / 1024:6.1f} MiB after warm-up, "
             f"peak {after['VmHWM'] / 1024:6.1f} MiB over {count} invoices (+{grown:.1f} MiB; the bare create's "
-            f"+{bare_grown:.1f} MiB, so +{grown - bare_grown:.1f} MiB above it); after each third "
+            f"+{bare_grown:.1f} MiB: {grown - bare_grown:+.1f} MiB beside it); after each third "
             + ", ".join(f"{m:.1f}" for m in thirds)
             + " MiB"
         )
