@@ -83,7 +83,7 @@ def facts_of(values: Mapping[str, Any], invoice: Invoice | None, validity: str) 
     )
 
 
-_NO = (False, [], None)
+_NO = (False, (), None)  # a rule that does not match: no reasons
 
 
 @dataclass(frozen=True, slots=True)
