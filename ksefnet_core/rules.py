@@ -83,7 +83,9 @@ def facts_of(values: Mapping[str, Any], invoice: Invoice | None, validity: str) 
     )
 
 
-_NO = (False, (), None)  # a rule that does not match: no reasons
+#: a matched condition: (key, parameters), e.g. ("gln", {"gln": "5901234000011"})
+Reason = tuple[str, dict[str, Any]]
+_NO: tuple[bool, Sequence[Reason], int | None] = (False, (), None)  # a rule that does not match
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +122,10 @@ class Rule:
             self.address_shops is not None or self.gln_match != "none" or self.delivery_match != "none",
         )
 
-    def evaluate(self, f: Facts) -> tuple[bool, list, int | None]:
+    def evaluate(self, f: Facts) -> tuple[bool, Sequence[Reason], int | None]:
         """(matched, reasons, id of the shop found by the conditions or None); all set conditions must hold."""
-        reasons, found = [], None
+        reasons: list[Reason] = []
+        found: int | None = None
         if self.direction != "any":
             if f.direction != self.direction:
                 return _NO
@@ -206,8 +209,10 @@ class Outcome:
 def apply_rules(rules: Iterable[Rule], facts: Facts, shop_id: int | bool = False) -> Outcome:
     """Run ``rules`` in order on a document's ``facts``; ``shop_id`` is its shop before the rules (the one
     its shop code names)."""
-    catalog, shop = False, shop_id
-    tags, hits = set(), []
+    catalog: int | bool = False
+    shop: int | bool = shop_id
+    tags: set[int] = set()
+    hits: list[tuple[Rule, Sequence[Reason]]] = []
     for rule in rules:
         ok, why, found_shop = rule.evaluate(facts)
         if not ok:
