@@ -709,6 +709,12 @@ class KsefnetDocument(models.Model):
         Attachment = self.env["ir.attachment"].sudo()
         if not doc_ids:
             return Attachment
+        # Before any file is written: the filestore's garbage collector (ir.attachment._gc_file_store, in the
+        # daily auto-vacuum) deletes files it finds in its checklist that no attachment row refers to, under
+        # a SHARE lock on ir_attachment. A file written before this transaction holds a lock that conflicts
+        # with it (ROW EXCLUSIVE, as the INSERT below takes anyway) could be deleted before its row exists,
+        # and the invoice sent as an empty file. With the lock, the collector waits for this commit.
+        self.env.cr.execute("LOCK TABLE ir_attachment IN ROW EXCLUSIVE MODE")
         # what ir.attachment's create decides of a content type (e.g. XML kept as plain text for whoever may
         # not edit views), decided once for the batch
         mimetype = Attachment._check_contents({"mimetype": mimetype, "name": names[0]})["mimetype"]

@@ -1,5 +1,8 @@
 """The intake's one-INSERT path (ksefnet_bulk) stores what Odoo's create would have stored."""
 
+from unittest.mock import patch
+
+import psycopg2
 from odoo.tests import TransactionCase, tagged
 
 from ksefnet_core import fa3
@@ -151,3 +154,34 @@ class TestBulkInserts(TransactionCase):
         self.env.registry.check_indexes(cr, ["ksefnet.document"])
         self.assertIn("IS NOT NULL", indexes()[retry])
         self.assertNotIn(direction, indexes())
+
+    def test_the_filestore_collector_waits_for_xml_written_before_its_row(self):
+        """Odoo's filestore garbage collector deletes checklisted files no attachment row refers to, under a
+        SHARE lock on ir_attachment. From the first file written, this transaction holds a lock that makes
+        it wait, so it cannot delete the XML of an invoice whose row is not yet inserted."""
+        from odoo.addons.base.models.ir_attachment import IrAttachment
+        from odoo.sql_db import db_connect
+
+        refused = []
+        original = IrAttachment._file_write
+
+        def file_write(attachment, bin_value, checksum):
+            with db_connect(self.env.cr.dbname).cursor() as collector:
+                collector.execute("SET LOCAL lock_timeout TO '200ms'")
+                try:
+                    collector.execute(
+                        "LOCK ir_attachment IN SHARE MODE", log_exceptions=False
+                    )  # as the collector
+                    refused.append(False)
+                except psycopg2.errors.LockNotAvailable:
+                    refused.append(True)
+                collector.rollback()
+            return original(attachment, bin_value, checksum)
+
+        xmls = [(sample_invoice(seller_nip=NIP, number=f"FV/GC/{i}"), f"FV{i}.xml") for i in range(3)]
+        with patch.object(IrAttachment, "_file_write", file_write):
+            docs = self.Document._create_in_state(
+                [self._values(f"gc{i}") for i in range(3)], "waiting", "stored", xmls=xmls
+            )
+        self.assertEqual(refused, [True, True, True])
+        self.assertEqual([d._xml() for d in docs], [x for x, _name in xmls])
