@@ -289,7 +289,12 @@ def _safe_root(data: bytes) -> etree._Element:
 
 
 def _processing_instructions(root: etree._Element) -> list[ValidationIssue]:
-    found = root.xpath("//processing-instruction()")  # "//" starts at the document: the prolog is included
+    """Every processing instruction of the document (the prolog's and the epilogue's too), in order."""
+    found = [
+        *reversed(list(root.itersiblings(etree.ProcessingInstruction, preceding=True))),
+        *root.iter(etree.ProcessingInstruction),
+        *root.itersiblings(etree.ProcessingInstruction),
+    ]
     return [
         ValidationIssue(
             "declaration",
@@ -573,53 +578,72 @@ def _money(value: str | None) -> Decimal:
         return Decimal(0)
 
 
-def _children(el: etree._Element | None) -> dict[str, etree._Element]:
-    """{local name: first child element} of ``el``: one pass over the children for many lookups."""
-    kids: dict[str, etree._Element] = {}
-    if el is not None:
-        for child in el:
-            tag = child.tag
-            if isinstance(tag, str):
-                kids.setdefault(tag[tag.find("}") + 1 :], child)
+def _index(el: etree._Element | None) -> dict[str, list[etree._Element]]:
+    """{local name: child elements in document order} of ``el``, counting only the children in ``el``'s own
+    namespace (as ``el.find`` of an unprefixed step in that namespace would): one pass over the children
+    for every lookup the extraction makes of them."""
+    kids: dict[str, list[etree._Element]] = {}
+    if el is None:
+        return kids
+    tag = el.tag
+    namespace = tag[: tag.find("}") + 1] if tag.startswith("{") else "{}"  # "{}*": elements of no namespace
+    cut = len(namespace) if namespace != "{}" else 0
+    for child in el.iterchildren(namespace + "*"):  # elements only, filtered by libxml2
+        name = child.tag[cut:]
+        found = kids.get(name)
+        if found is None:
+            kids[name] = [child]
+        else:
+            found.append(child)
     return kids
 
 
-def _child_text(kids: dict[str, etree._Element], name: str) -> str | None:
-    """:func:`_text` of a child found in :func:`_children`."""
+def _first(kids: dict[str, list[etree._Element]], name: str) -> etree._Element | None:
     found = kids.get(name)
-    if found is None or found.text is None:
+    return found[0] if found else None
+
+
+def _clean(el: etree._Element | None) -> str | None:
+    """The text of ``el`` with its white space runs made single spaces, or None when there is none."""
+    if el is None or el.text is None:
         return None
-    return " ".join(found.text.split()) or None
+    return " ".join(el.text.split()) or None
+
+
+def _field(kids: dict[str, list[etree._Element]], name: str) -> str | None:
+    """:func:`_text` of a child found in :func:`_index` (its first of that name)."""
+    found = kids.get(name)
+    return _clean(found[0]) if found else None
 
 
 def _address(el: etree._Element | None) -> Address | None:
     if el is None:
         return None
-    kids = _children(el)
+    kids = _index(el)
     return Address(
-        country=_child_text(kids, "KodKraju"),
-        line1=_child_text(kids, "AdresL1"),
-        line2=_child_text(kids, "AdresL2"),
-        gln=_child_text(kids, "GLN"),
+        country=_field(kids, "KodKraju"),
+        line1=_field(kids, "AdresL1"),
+        line2=_field(kids, "AdresL2"),
+        gln=_field(kids, "GLN"),
     )
 
 
-def _party_fields(el: etree._Element | None) -> dict[str, Any]:
-    kids = _children(el)
-    ident = _children(kids.get("DaneIdentyfikacyjne"))
-    eu_code, eu_number = _child_text(ident, "KodUE"), _child_text(ident, "NrVatUE")
-    other = _child_text(ident, "NrID")
+def _party_fields(kids: dict[str, list[etree._Element]]) -> dict[str, Any]:
+    """The fields of a party (Podmiot1/2/3, PodmiotUpowazniony) from :func:`_index` of its element."""
+    ident = _index(_first(kids, "DaneIdentyfikacyjne"))
+    eu_code, eu_number = _field(ident, "KodUE"), _field(ident, "NrVatUE")
+    other = _field(ident, "NrID")
     return {
-        "nip": _child_text(ident, "NIP"),
+        "nip": _field(ident, "NIP"),
         "eu_vat": (eu_code, eu_number) if eu_code and eu_number else None,
-        "other_id": (_child_text(ident, "KodKraju"), other) if other else None,
-        "internal_id": _child_text(ident, "IDWew"),
+        "other_id": (_field(ident, "KodKraju"), other) if other else None,
+        "internal_id": _field(ident, "IDWew"),
         "no_id": "BrakID" in ident,
-        "name": _child_text(ident, "Nazwa"),
-        "address": _address(kids.get("Adres")),
-        "correspondence_address": _address(kids.get("AdresKoresp")),
-        "customer_number": _child_text(kids, "NrKlienta"),
-        "buyer_id": _child_text(kids, "IDNabywcy"),
+        "name": _field(ident, "Nazwa"),
+        "address": _address(_first(kids, "Adres")),
+        "correspondence_address": _address(_first(kids, "AdresKoresp")),
+        "customer_number": _field(kids, "NrKlienta"),
+        "buyer_id": _field(kids, "IDNabywcy"),
     }
 
 
@@ -635,10 +659,11 @@ def _local(el: etree._Element) -> str:
 
 
 def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
-    fa = _find(root, "Fa")
-    fak = _children(fa)  # Fa's fields, looked up by name below
-    issue_date = _date(_child_text(fak, "P_1"))
-    number = _child_text(fak, "P_2")
+    top = _index(root)  # each element's children are gone through once, then looked up by name
+    fa = _first(top, "Fa")
+    fak = _index(fa)
+    issue_date = _date(_field(fak, "P_1"))
+    number = _field(fak, "P_2")
     if fa is None or issue_date is None or not number:
         raise InvoiceValidationError(
             [
@@ -650,75 +675,82 @@ def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
             ]
         )
     third_parties = []
-    for el in _findall(root, "Podmiot3"):
+    for el in top.get("Podmiot3", ()):
+        kids = _index(el)
+        share = _field(kids, "Udzial")
         third_parties.append(
             ThirdParty(
-                **_party_fields(el),
-                role=_int(_text(el, "Rola")),
-                role_description=_text(el, "OpisRoli"),
-                share=_money(_text(el, "Udzial")) if _text(el, "Udzial") else None,
+                **_party_fields(kids),
+                role=_int(_field(kids, "Rola")),
+                role_description=_field(kids, "OpisRoli"),
+                share=_money(share) if share else None,
             )
         )
-    authorized_el = _find(root, "PodmiotUpowazniony")
-    authorized = (
-        AuthorizedSubject(**_party_fields(authorized_el), role=_int(_text(authorized_el, "RolaPU")))
-        if authorized_el is not None
-        else None
-    )
+    authorized_el = _first(top, "PodmiotUpowazniony")
+    authorized = None
+    if authorized_el is not None:
+        kids = _index(authorized_el)
+        authorized = AuthorizedSubject(**_party_fields(kids), role=_int(_field(kids, "RolaPU")))
     net = vat = Decimal(0)
-    for child in fa:
-        tag = child.tag
-        name = tag[tag.find("}") + 1 :] if isinstance(tag, str) else ""
+    for name, elements in fak.items():  # by name, each in document order: the same sums as child by child
         if name.startswith("P_13_"):
-            net += _money(child.text)
+            for child in elements:
+                net += _money(child.text)
         elif name.startswith("P_14_") and not name.endswith("W"):
-            vat += _money(child.text)
-    corrected = tuple(
-        CorrectedInvoice(
-            number=_text(el, "NrFaKorygowanej") or "",
-            issue_date=_date(_text(el, "DataWystFaKorygowanej")),
-            ksef_number=_text(el, "NrKSeFFaKorygowanej"),
+            for child in elements:
+                vat += _money(child.text)
+    corrected = []
+    for el in fak.get("DaneFaKorygowanej", ()):
+        kids = _index(el)
+        corrected.append(
+            CorrectedInvoice(
+                number=_field(kids, "NrFaKorygowanej") or "",
+                issue_date=_date(_field(kids, "DataWystFaKorygowanej")),
+                ksef_number=_field(kids, "NrKSeFFaKorygowanej"),
+            )
         )
-        for el in _findall(fa, "DaneFaKorygowanej")
-    )
     period = None
-    start, end = _date(_text(fa, "OkresFa/P_6_Od")), _date(_text(fa, "OkresFa/P_6_Do"))
+    okres = _index(_first(fak, "OkresFa"))
+    start, end = _date(_field(okres, "P_6_Od")), _date(_field(okres, "P_6_Do"))
     if start and end:
         period = (start, end)
-    created = _text(root, "Naglowek/DataWytworzeniaFa")
+    header = _index(_first(top, "Naglowek"))
+    created = _field(header, "DataWytworzeniaFa")
     try:
         created_at = datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
     except ValueError:
         created_at = None
+    orders = [
+        el
+        for terms in fak.get("WarunkiTransakcji", ())
+        for group in _index(terms).get("Zamowienia", ())
+        for el in _index(group).get("NrZamowienia", ())
+    ]
     return Invoice(
         form_code=form,
-        kind=_child_text(fak, "RodzajFaktury") or "VAT",
+        kind=_field(fak, "RodzajFaktury") or "VAT",
         number=number,
         issue_date=issue_date,
-        seller=Party(**_party_fields(_find(root, "Podmiot1"))),
-        buyer=Party(**_party_fields(_find(root, "Podmiot2"))),
-        currency=_child_text(fak, "KodWaluty") or "PLN",
+        seller=Party(**_party_fields(_index(_first(top, "Podmiot1")))),
+        buyer=Party(**_party_fields(_index(_first(top, "Podmiot2")))),
+        currency=_field(fak, "KodWaluty") or "PLN",
         net_total=net,
         vat_total=vat,
-        gross_total=_money(_child_text(fak, "P_15")),
+        gross_total=_money(_field(fak, "P_15")),
         sha256_b64=base64.b64encode(hashlib.sha256(data).digest()).decode("ascii"),
         size=len(data),
-        place_of_issue=_child_text(fak, "P_1M"),
-        sale_date=_date(_child_text(fak, "P_6")),
+        place_of_issue=_field(fak, "P_1M"),
+        sale_date=_date(_field(fak, "P_6")),
         period=period,
         third_parties=tuple(third_parties),
         authorized_subject=authorized,
         delivery_note_numbers=tuple(
-            t for el in _findall(fa, "WZ") if (t := " ".join((el.text or "").split()))
+            t for el in fak.get("WZ", ()) if (t := " ".join((el.text or "").split()))
         ),
-        order_numbers=tuple(
-            t
-            for el in _findall(fa, "WarunkiTransakcji/Zamowienia/NrZamowienia")
-            if (t := " ".join((el.text or "").split()))
-        ),
-        corrected_invoices=corrected,
-        correction_reason=_child_text(fak, "PrzyczynaKorekty"),
-        has_attachment=_find(root, "Zalacznik") is not None,
+        order_numbers=tuple(t for el in orders if (t := " ".join((el.text or "").split()))),
+        corrected_invoices=tuple(corrected),
+        correction_reason=_field(fak, "PrzyczynaKorekty"),
+        has_attachment="Zalacznik" in top,
         created_at=created_at,
-        system_info=_text(root, "Naglowek/SystemInfo"),
+        system_info=_field(header, "SystemInfo"),
     )

@@ -9,6 +9,7 @@ default limits (``huge_tree`` stays off).
 from __future__ import annotations
 
 import re
+import threading
 
 from lxml import etree
 
@@ -24,8 +25,19 @@ class UnsafeXmlError(ValueError):
         self.line = line
 
 
+_local = threading.local()
+
+
 def _parser() -> etree.XMLParser:
-    # A new parser per call: lxml parsers keep state and are not meant to be shared between threads.
+    # One parser per thread: lxml parsers keep state and are not meant to be shared between threads, and
+    # making one costs about half as much as parsing a whole invoice.
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = _new_parser()
+    return parser
+
+
+def _new_parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,

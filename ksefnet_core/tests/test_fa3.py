@@ -156,6 +156,17 @@ def test_processing_instructions_are_refused():
     assert [i.code for i in issues] == ["declaration"] and "xml-stylesheet" in issues[0].message
 
 
+def test_processing_instructions_anywhere_are_refused_in_document_order():
+    data = sample_invoice(seller_nip=NIP, number="FV/1")
+    head, _, rest = data.partition(b"?>")
+    data = (
+        head + b"?>\n<?first x?><?second x?>" + rest.replace(b"<Fa>", b"<?third x?><Fa>", 1) + b"<?fourth x?>"
+    )
+    issues = issues_of(data)
+    assert [i.params["target"] for i in issues] == ["first", "second", "third", "fourth"]
+    assert {i.code for i in issues} == {"declaration"}
+
+
 @pytest.mark.parametrize("char", ["\u0080", "\u009f", "\ufdd0", "\uffff"])
 def test_discouraged_code_points_are_refused(char):
     data = sample_invoice(seller_nip=NIP, number="FV/1", buyer_name=f"Firma {char} X")
