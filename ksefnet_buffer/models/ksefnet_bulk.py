@@ -237,3 +237,39 @@ def drop_outdated_indexes(model, prefix="ksefnet_"):
         field = fields_by_index[name]
         if not field.index or (field.index == "btree_not_null" and "IS NOT NULL" not in definition):
             drop_index(cr, name, model._table)
+
+
+#: :func:`keep_statistics` analyses a table once more than this many of its rows changed since its statistics
+#: were gathered, and more than it then held
+STALE_ROWS = 1000
+#: the first key of the advisory locks of :func:`keep_statistics` (the second: the hash of the table's name)
+STATISTICS_LOCK = 0x6B73_6566  # "ksef"
+
+
+def keep_statistics(model):
+    """ANALYZE ``model``'s table when its planner statistics no longer describe it (more rows changed since
+    they were gathered than the table then held, and more than STALE_ROWS): PostgreSQL's advice after a bulk
+    load. Until autovacuum analyses a table (at most once a minute, or never where it is switched off), the
+    planner believes it nearly empty and picks indexes by guesswork: a lookup of a hundred references may
+    scan every row of the buffer through another index, and each batch of a first bulk load then costs more
+    than the one before. It happens about log2(rows / STALE_ROWS) times over a load (each time the table has
+    doubled), costs what one ANALYZE costs (a sample of at most 30 000 rows, whatever the table's size), and
+    one session at a time does it (the others go on). Returns whether it analysed."""
+    cr = model.env.cr
+    cr.execute(
+        # rows changed by committed transactions since the last ANALYZE, and inserted by this one so far
+        """
+        SELECT pg_stat_get_mod_since_analyze(c.oid) + pg_stat_get_xact_tuples_inserted(c.oid), c.reltuples
+          FROM pg_class c WHERE c.oid = %s::regclass
+        """,
+        [model._table],
+    )
+    changed, counted = cr.fetchone()
+    # once analysed, counted includes this transaction's rows: they no longer count as changed for it
+    if changed <= max(STALE_ROWS, counted):
+        return False
+    cr.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", [STATISTICS_LOCK, model._table])
+    if not cr.fetchone()[0]:
+        return False
+    cr.execute(f'ANALYZE "{model._table}"')  # noqa: S608 - the model's own table name
+    return True

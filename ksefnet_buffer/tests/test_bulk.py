@@ -8,7 +8,13 @@ from odoo.tests import TransactionCase, tagged
 from ksefnet_core import fa3
 from ksefnet_core.testing import sample_invoice
 
-from ..models.ksefnet_bulk import insert_records, reserve_ids, set_links, update_records
+from ..models.ksefnet_bulk import (
+    STALE_ROWS,
+    insert_records,
+    reserve_ids,
+    set_links,
+    update_records,
+)
 
 NIP = "5265877635"
 #: columns that differ between any two records by nature
@@ -185,3 +191,41 @@ class TestBulkInserts(TransactionCase):
             )
         self.assertEqual(refused, [True, True, True])
         self.assertEqual([d._xml() for d in docs], [x for x, _name in xmls])
+
+    def test_references_are_looked_up_by_the_unique_index_once_a_bulk_load_is_analysed(self):
+        """Asked for "external_ref IN (...)", PostgreSQL uses the trigram index (slow for equality); before the
+        table is analysed it guesses, and may scan the whole buffer: every batch of a bulk load then costs
+        more than the one before. Storing more documents than the statistics counted analyses the table, and
+        the lookup of the submission then uses the unique index."""
+        cr = self.env.cr
+
+        def counted():
+            cr.execute("SELECT reltuples FROM pg_class WHERE oid = 'ksefnet_document'::regclass")
+            return cr.fetchone()[0]
+
+        cr.execute("SELECT count(*) FROM ksefnet_document")
+        before = cr.fetchone()[0]
+        count = STALE_ROWS + 1 + max(before, int(counted()))  # more rows than the table held when analysed
+        values = self._values("lookup")
+        refs = [f"lookup{i}" for i in range(count)]
+        docs = self.Document._create_in_state(
+            [dict(values, external_ref=ref) for ref in refs], "waiting", "stored"
+        )  # fmt: skip
+        self.assertGreaterEqual(counted(), before + count)  # analysed, this transaction's rows included
+        asked = refs[::50] + ["not-there"]
+        plans = []
+        original = cr.execute
+
+        def execute(query, params=None, log_exceptions=True):
+            if "unnest" in str(query):
+                original(f"EXPLAIN {query}", params)
+                plans.append("\n".join(row[0] for row in cr.fetchall()))
+            return original(query, params, log_exceptions)
+
+        with patch.object(type(cr), "execute", side_effect=execute, autospec=False):
+            found = self.Document._known_refs(self.buffer, "Test", asked)
+        self.assertEqual(found, {ref: doc for ref, doc in zip(refs, docs, strict=True) if ref in asked})
+        (plan,) = plans
+        self.assertIn("ksefnet_document_external_ref_unique", plan)
+        self.assertNotIn("Seq Scan on ksefnet_document", plan)
+        self.assertNotIn("external_ref_index", plan)
