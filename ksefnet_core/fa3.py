@@ -555,11 +555,7 @@ def _findall(el: etree._Element | None, path: str) -> list[etree._Element]:
 
 
 def _text(el: etree._Element | None, path: str) -> str | None:
-    found = _find(el, path)
-    if found is None or found.text is None:
-        return None
-    value = " ".join(found.text.split())
-    return value or None
+    return _clean(_find(el, path))
 
 
 def _date(value: str | None) -> date | None:
@@ -744,10 +740,8 @@ def _extract(root: etree._Element, form: FormCode, data: bytes) -> Invoice:
         period=period,
         third_parties=tuple(third_parties),
         authorized_subject=authorized,
-        delivery_note_numbers=tuple(
-            t for el in fak.get("WZ", ()) if (t := " ".join((el.text or "").split()))
-        ),
-        order_numbers=tuple(t for el in orders if (t := " ".join((el.text or "").split()))),
+        delivery_note_numbers=tuple(t for el in fak.get("WZ", ()) if (t := _clean(el))),
+        order_numbers=tuple(t for el in orders if (t := _clean(el))),
         corrected_invoices=tuple(corrected),
         correction_reason=_field(fak, "PrzyczynaKorekty"),
         has_attachment="Zalacznik" in top,

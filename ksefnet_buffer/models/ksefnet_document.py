@@ -741,7 +741,7 @@ class KsefnetDocument(models.Model):
         refs = list(dict.fromkeys(refs))
         if not refs:
             return {}
-        self.env["ksefnet.document"].flush_model(["buffer_id", "source", "external_ref"])
+        self.flush_model(["buffer_id", "source", "external_ref"])
         # One lookup of the unique index per reference: asked for "external_ref IN (...)", the planner
         # prefers the trigram index (for searching by reference, slow for equality: 100 references of 3 000
         # documents took 190 ms). Until the table is analysed it also believes every index finds one row and

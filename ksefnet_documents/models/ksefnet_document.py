@@ -182,6 +182,15 @@ class KsefnetDocument(models.Model):
         always = _lt("always")  # a rule without conditions
         groups = {}  # identical results share their converted messages
         lines = {}  # (rule id, reasons): the prepared line of the note
+
+        def line_of(rule, why):
+            """A rule's line of the note, made once and shared by every note that has it."""
+            key = (rule.rule_id, repr(why))
+            if key not in lines:
+                reasons = Join(", ", [Rule._reason_part(w) for w in why]) if why else always
+                lines[key] = prepare(self.env, Join(": ", [rule.name, reasons]))
+            return lines[key]
+
         rules_of, tags_of = {}, {}
         for doc, invoice in items:
             validity, reasons = self._validity_of(doc, invoice)
@@ -203,23 +212,8 @@ class KsefnetDocument(models.Model):
                     "classified_at": now,
                     "reclassify_pending": False,
                 }
-                if hits:  # a rule's line is made once and shared by every note that has it
-                    notes = []
-                    for rule, why in hits:
-                        line_key = (rule.rule_id, repr(why))
-                        line = lines.get(line_key)
-                        if line is None:
-                            line = lines[line_key] = prepare(
-                                self.env,
-                                Join(
-                                    ": ",
-                                    [
-                                        rule.name,
-                                        Join(", ", [Rule._reason_part(w) for w in why]) if why else always,
-                                    ],
-                                ),
-                            )
-                        notes.append(line)
+                if hits:
+                    notes = [line_of(rule, why) for rule, why in hits]
                     values.update(joined_columns("classification_note", "\n", notes))
                 else:
                     values["classification_note"] = _lt("No rule matched: Unassigned.")
