@@ -5,8 +5,8 @@
 Needs Odoo 18 (ODOO_PATH, default /opt/odoo) and PostgreSQL (PGHOST/PGPORT/PGUSER, default 127.0.0.1:5432 as
 ksefnet). Creates a scratch database with ksefnet_documents, stores N generated purchase invoices (varied
 addresses, GLNs, WZ numbers, sellers), creates R rules of every condition type, then times
-``_classify`` on all documents (their XML read from the attachments, the results, rule and tag links
-written), then again with the rules unchanged (nothing to rewrite). The bare baseline in the same run makes
+``_classify`` on all documents (their XML read from the attachments, the results with their matched rules
+and the tag links written), then again with the rules unchanged (nothing to rewrite). The bare baseline in the same run makes
 the same decisions without the ORM: the addon's rules as it compiles them from the database, each XML parsed
 from memory, checked for whom it is addressed to (the buffer's names and roles) and run through them with
 ksefnet_core.rules; nothing is read or stored. The ratio is what the ORM adds. Prints figures; asserts

@@ -13,12 +13,13 @@ from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
     source_field,
     template_field,
 )
+from odoo.exceptions import UserError
 from odoo.tools import SQL, split_every
 from odoo.tools.translate import LazyTranslate
 
 from ksefnet_core import fa3
 from ksefnet_core.matching import check_addressed_to
-from ksefnet_core.rules import apply_rules, facts_of
+from ksefnet_core.rules import TEXT_FIELDS, apply_rules, facts_of
 
 _logger = logging.getLogger(__name__)
 _lt = LazyTranslate(__name__)
@@ -46,6 +47,14 @@ IDENTIFIER_KINDS = {
 #: documents classified together: their XML read at once, their results written in one UPDATE
 CLASSIFY_CHUNK = 500
 
+#: the stored fields classification reads of a document (the rules' facts, its validity, its XML)
+CLASSIFIED_FIELDS = tuple(
+    dict.fromkeys(
+        ("id", "direction", "own_issued", "shop_code", "invoice_kind", "amount_gross", "xml_attachment_id",
+         *TEXT_FIELDS)
+    )
+)  # fmt: skip
+
 VALIDITY = [("valid", "Addressed to us"), ("invalid", "Not addressed to us"), ("review", "To review")]
 
 
@@ -59,7 +68,17 @@ class KsefnetDocument(models.Model):
     validity_reasons = message_field("validity_reasons", "Validity reasons")
     validity_reasons_source = source_field("Validity reasons (as written)")
     validity_reasons_template = template_field("Validity reasons (template)")
-    rule_ids = fields.Many2many("ksefnet.classification.rule", string="Matched rules", readonly=True)
+    # The rules a classification matched, in their order, stored with the result it belongs to (one jsonb
+    # value in the document's row, written by the same UPDATE). A link table cost a row per matched rule
+    # and document, two foreign-key checks each: with rules that match many documents it took longer than
+    # running the rules (bench_classification.py). Shown and searched as the rules themselves.
+    rule_match = fields.Json("Matched rule ids", readonly=True, copy=False)
+    rule_ids = fields.Many2many(
+        "ksefnet.classification.rule",
+        string="Matched rules",
+        compute="_compute_rule_ids",
+        search="_search_rule_ids",
+    )
     classification_note = message_field("classification_note", "Why")
     classification_note_source = source_field("Why (as written)")
     classification_note_template = template_field("Why (template)")
@@ -70,6 +89,37 @@ class KsefnetDocument(models.Model):
         copy=False,
         help="Queued for reclassification in the background (many documents are reclassified in chunks).",
     )
+
+    @api.depends("rule_match")
+    def _compute_rule_ids(self):
+        """The matched rules that still exist, as the reader may see them (archived ones and rules the
+        record rules hide are left out, as a many2many shows them)."""
+        wanted = {rule_id for doc in self for rule_id in doc.rule_match or ()}
+        Rule = self.env["ksefnet.classification.rule"]
+        visible = set(Rule.search([("id", "in", list(wanted))]).ids) if wanted else set()
+        for doc in self:
+            doc.rule_ids = Rule.browse([r for r in doc.rule_match or () if r in visible])
+
+    def _search_rule_ids(self, operator, value):
+        """Documents by matched rule: ``in``/``=`` a rule id or a list of ids (``not in``/``!=``: the others),
+        ``= False``: matched none, ``ilike`` a text: a rule of that name."""
+        if operator in ("ilike", "like", "=ilike", "=like") and isinstance(value, str):
+            rules = self.env["ksefnet.classification.rule"].with_context(active_test=False)
+            ids, positive = list(rules._search([("name", operator, value)])), True
+        elif operator in ("in", "not in", "=", "!="):
+            positive = operator in ("in", "=")
+            if value is False or value == []:
+                empty = [("rule_match", "=", False)]
+                return empty if positive else ["!", *empty]
+            ids = [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        else:
+            raise UserError(_("Matched rules can be searched by rule or by a rule's name only."))
+        self.env.cr.execute(
+            "SELECT id FROM ksefnet_document WHERE rule_match @> ANY(%s::jsonb[])",
+            [[json.dumps([int(i)]) for i in ids]],
+        )
+        found = [row[0] for row in self.env.cr.fetchall()]
+        return [("id", "in" if positive else "not in", found)]
 
     def init(self):
         super().init()
@@ -90,7 +140,7 @@ class KsefnetDocument(models.Model):
     @api.model
     def _initial_columns(self, rows, invoices=None):
         """New documents whose invoices are at hand are classified before they are inserted: their results go
-        into the INSERT, their rule and tag links right after it, and no row is written twice."""
+        into the INSERT (matched rules included), their tag links right after it, and no row is written twice."""
         rows = super()._initial_columns(rows, invoices)
         if invoices is None:
             return rows  # classified on arrival instead
@@ -108,13 +158,13 @@ class KsefnetDocument(models.Model):
                 for row, invoice in zip(rows, invoices, strict=True)
                 if row["buffer_id"] == buffer_id
             ]
-            groups, rules_of, tags_of = self._classification(items, rules, shop_by_code)
+            groups, tags_of = self._classification(items, rules, shop_by_code)
             for values, ids in groups.values():
                 columns = self._message_vals(values)  # converted once per distinct result
                 for doc_id in ids:
                     by_id[doc_id].update(columns)
-            for doc_id, matched in rules_of.items():  # this buffer's rows
-                by_id[doc_id].update(rule_ids=matched, tag_ids=tags_of[doc_id])
+            for doc_id, tags in tags_of.items():  # this buffer's rows
+                by_id[doc_id]["tag_ids"] = tags
         return rows
 
     def _parsed_invoice(self):
@@ -122,20 +172,19 @@ class KsefnetDocument(models.Model):
         return _parse(self.sudo().xml_attachment_id.raw)
 
     @api.model
-    def _validity_of(self, doc, invoice):
+    def _validity_of(self, doc, invoice, memo=None):
         """Validity for one document (a record, or a row about to be inserted): sales are ours by definition;
-        purchases are checked."""
+        purchases are checked. ``memo``: a dict that keeps each buffer's names and roles for the next."""
         buffer = doc.buffer_id
         if doc.direction == "sales" or doc.own_issued:
             return "valid", _lt("The company is the seller.")
         if invoice is None:
             return "review", _lt("The invoice XML cannot be read.")
-        checked = check_addressed_to(
-            invoice,
-            buffer.nip,
-            company_name=buffer._company_names(),
-            accepted_roles=buffer._accepted_roles(),
-        )
+        memo = {} if memo is None else memo
+        if buffer.id not in memo:
+            memo[buffer.id] = (buffer.nip, buffer._company_names(), buffer._accepted_roles())
+        nip, names, roles = memo[buffer.id]
+        checked = check_addressed_to(invoice, nip, company_name=names, accepted_roles=roles)
         return checked.result, Join("\n", [_validity_reason(key, params) for key, params in checked.items])
 
     def _classify(self, invoices=None, new=False):
@@ -176,7 +225,7 @@ class KsefnetDocument(models.Model):
     def _classification(self, items, rules, shop_by_code, now=None):
         """The results of ``items`` ((document, parsed invoice or None): a record, or a row about to be
         inserted) under one buffer's compiled ``rules``: ({key: (stored values, [document ids])} (identical
-        results share one dict), {document id: [rule ids]}, {document id: [tag ids]})."""
+        results share one dict; the matched rules are among the values), {document id: [tag ids]})."""
         Rule = self.env["ksefnet.classification.rule"].sudo()
         now = now or fields.Datetime.now()
         always = _lt("always")  # a rule without conditions
@@ -191,15 +240,15 @@ class KsefnetDocument(models.Model):
                 lines[key] = prepare(self.env, Join(": ", [rule.name, reasons]))
             return lines[key]
 
-        rules_of, tags_of = {}, {}
+        tags_of, buffers = {}, {}
         for doc, invoice in items:
-            validity, reasons = self._validity_of(doc, invoice)
+            validity, reasons = self._validity_of(doc, invoice, buffers)
             outcome = apply_rules(
                 rules, facts_of(doc, invoice, validity), shop_by_code.get(doc.shop_code, False)
             )
             catalog, shop, hits = outcome.catalog_id, outcome.shop_id, outcome.hits
             matched = outcome.rule_ids
-            rules_of[doc.id], tags_of[doc.id] = matched, outcome.tag_ids
+            tags_of[doc.id] = outcome.tag_ids
             # what decides the stored result, in plain values: the messages are built once per distinct result
             key = (validity, repr(reasons), catalog, shop, tuple(matched), repr([why for _r, why in hits]))
             group = groups.get(key)
@@ -209,6 +258,7 @@ class KsefnetDocument(models.Model):
                     "validity_reasons": reasons,
                     "catalog_id": catalog,
                     "shop_id": shop,
+                    "rule_match": list(matched) or False,
                     "classified_at": now,
                     "reclassify_pending": False,
                 }
@@ -219,15 +269,33 @@ class KsefnetDocument(models.Model):
                     values["classification_note"] = _lt("No rule matched: Unassigned.")
                 group = groups[key] = (values, [])
             group[1].append(doc.id)
-        return groups, rules_of, tags_of
+        return groups, tags_of
+
+    def _classified_values(self):
+        """What classification reads of these documents (CLASSIFIED_FIELDS), as plain rows in their order:
+        one query, not an ORM read of each field of each document."""
+        self.flush_recordset(list(CLASSIFIED_FIELDS))
+        columns = [
+            SQL("%s::float8", SQL.identifier(n)) if self._fields[n].type == "float" else SQL.identifier(n)
+            for n in CLASSIFIED_FIELDS
+        ]
+        self.env.cr.execute(
+            SQL("SELECT %s FROM ksefnet_document WHERE id = ANY(%s)", SQL(", ").join(columns), self.ids)
+        )
+        rows = {row[0]: dict(zip(CLASSIFIED_FIELDS, row, strict=True)) for row in self.env.cr.fetchall()}
+        return [rows[doc_id] for doc_id in self.ids]
 
     def _classify_chunk(self, rules, shop_by_code, invoices, new=False):
         """:meth:`_classify` for documents of one buffer, with its compiled ``rules``."""
         now = fields.Datetime.now()
         unparsed = self.filtered(lambda d: d.id not in invoices)
         raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
-        items = [(doc, invoices.get(doc.id) or _parse(raw.get(doc.xml_attachment_id.id))) for doc in self]
-        groups, rules_of, tags_of = self._classification(items, rules, shop_by_code, now)
+        buffer = self.buffer_id
+        items = [
+            (_NewDocument(row, buffer), invoices.get(row["id"]) or _parse(raw.get(row["xml_attachment_id"])))
+            for row in self._classified_values()
+        ]
+        groups, tags_of = self._classification(items, rules, shop_by_code, now)
         Documents = self.sudo()
         touched = {
             "classified_at": now,
@@ -273,7 +341,6 @@ class KsefnetDocument(models.Model):
         update_records(Documents, changed)  # only what changed is rewritten with its indexed columns
         update_records(Documents, unchanged)
         Documents.invalidate_recordset(["validity_reasons", "classification_note"])
-        set_links(Documents, "rule_ids", rules_of, replace=True, new=new)
         set_links(Documents, "tag_ids", {k: v for k, v in tags_of.items() if v}, replace=False, new=new)
 
     def _user_writable_fields(self):
@@ -345,6 +412,31 @@ class KsefnetDocument(models.Model):
         return len(chunk)
 
 
+#: where the matched rules were kept up to 18.0.0.5.0 (a link table of the stored many2many)
+OLD_RULE_LINKS = "ksefnet_classification_rule_ksefnet_document_rel"
+
+
+def move_rule_links(cr):
+    """18.0.0.6.0: the matched rules of each document go from the old link table into ``rule_match``, in the
+    rules' order, and the table is dropped (nothing reads it any more)."""
+    cr.execute("SELECT to_regclass(%s)", [OLD_RULE_LINKS])
+    if not cr.fetchone()[0]:
+        return
+    cr.execute(
+        f"""
+        UPDATE ksefnet_document d SET rule_match = m.ids
+          FROM (SELECT l.ksefnet_document_id AS doc,
+                       jsonb_agg(r.id ORDER BY r.buffer_id, r.sequence, r.id) AS ids
+                  FROM {OLD_RULE_LINKS} l
+                  JOIN ksefnet_classification_rule r ON r.id = l.ksefnet_classification_rule_id
+                 GROUP BY l.ksefnet_document_id) m
+         WHERE d.id = m.doc
+        """  # noqa: S608 - a constant
+    )
+    cr.execute(f"DROP TABLE {OLD_RULE_LINKS}")  # noqa: S608 - a constant
+    cr.execute("DELETE FROM ir_model_relation WHERE name = %s", [OLD_RULE_LINKS])
+
+
 def _notification(title, message, kind):
     return {
         "type": "ir.actions.client",
@@ -360,8 +452,9 @@ def _notification(title, message, kind):
 
 
 class _NewDocument:
-    """A document row about to be inserted, read as classification reads a document: its values as
-    attributes and items (False when not given), ``buffer_id`` as the buffer record."""
+    """A document as classification reads it, a row about to be inserted or a stored document's values
+    (:meth:`_classified_values`): its values as attributes and items (False when not given), ``buffer_id``
+    as the buffer record."""
 
     __slots__ = ("_row", "buffer_id")
 

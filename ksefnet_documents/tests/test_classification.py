@@ -154,6 +154,59 @@ class TestClassification(DocumentsCase):
         )
         self.assertEqual((doc.validity, doc.catalog_id), ("valid", self.wz))
 
+    def test_matched_rules_are_kept_in_order_searchable_and_shown_as_they_are_now(self):
+        main = self.env["ksefnet.classification.rule"].search([("name", "=", "Main supplier")])
+        warsaw = self.env["ksefnet.classification.rule"].search([("name", "=", "Warsaw shop")])
+        both = self.generated(seller_nip="9999999999", buyer_address=("ul. Polna 1", "00-001 Warszawa"))
+        shop_only = self.generated(buyer_address=("ul. Polna 1", "00-001 Warszawa"))
+        none = self.generated(buyer_address=("ul. Nieznana 9", "99-999 Nigdzie"))
+        self.assertEqual(both.rule_match, [warsaw.id, main.id], "in the order the rules ran")
+        self.assertEqual(both.rule_ids, warsaw | main)
+        self.assertFalse(none.rule_match)
+        self.assertFalse(none.rule_ids)
+        mine = [("id", "in", (both | shop_only | none).ids)]
+        Document = self.Document
+        self.assertEqual(Document.search([*mine, ("rule_ids", "in", main.ids)]), both)
+        self.assertEqual(Document.search([*mine, ("rule_ids", "=", warsaw.id)]), both | shop_only)
+        self.assertEqual(Document.search([*mine, ("rule_ids", "not in", main.ids)]), shop_only | none)
+        self.assertEqual(Document.search([*mine, ("rule_ids", "=", False)]), none)
+        self.assertEqual(Document.search([*mine, ("rule_ids", "ilike", "Main supp")]), both)
+        # a rule archived or deleted since is no longer shown; the classification note still tells
+        main.active = False
+        both.invalidate_recordset(["rule_ids"])
+        self.assertEqual(both.rule_ids, warsaw)
+        self.assertIn("Main supplier", both.classification_note)
+        warsaw.unlink()
+        both.invalidate_recordset(["rule_ids"])
+        self.assertFalse(both.rule_ids)
+
+    def test_matched_rules_move_from_the_old_link_table_on_upgrade(self):
+        """18.0.0.6.0's migration: the links of 18.0.0.5.0 become each document's rule_match."""
+        from ..models.ksefnet_document import OLD_RULE_LINKS, move_rule_links
+
+        rules = self.env["ksefnet.classification.rule"].search([("buffer_id", "=", self.buffer.id)])
+        first, second = rules[0], rules[3]
+        doc, other = self.generated(), self.generated()
+        (doc | other).sudo().write({"rule_match": False})
+        self.env.flush_all()
+        cr = self.env.cr
+        cr.execute(
+            f"CREATE TABLE {OLD_RULE_LINKS} (ksefnet_document_id int NOT NULL, "  # noqa: S608 - a constant
+            "ksefnet_classification_rule_id int NOT NULL, PRIMARY KEY (ksefnet_document_id, "
+            "ksefnet_classification_rule_id))"
+        )
+        cr.execute(
+            f"INSERT INTO {OLD_RULE_LINKS} VALUES (%s, %s), (%s, %s)",  # noqa: S608 - a constant
+            [doc.id, second.id, doc.id, first.id],
+        )
+        move_rule_links(cr)
+        (doc | other).invalidate_recordset()
+        self.assertEqual(doc.rule_match, [first.id, second.id])
+        self.assertFalse(other.rule_match)
+        cr.execute("SELECT to_regclass(%s)", [OLD_RULE_LINKS])
+        self.assertIsNone(cr.fetchone()[0], "the old table is dropped")
+        move_rule_links(cr)  # a second run finds nothing to do
+
     def test_many_documents_are_reclassified_in_the_background_chunk_by_chunk(self):
         from unittest.mock import patch
 
@@ -162,7 +215,6 @@ class TestClassification(DocumentsCase):
         docs = self.Document.browse()
         for _i in range(7):
             docs |= self.generated(buyer_address=("ul. Polna 1", "00-001 Warszawa"))
-        rel = self.Document._fields["rule_ids"].relation
         self.assertEqual(docs.catalog_id, self.cat_waw)
         rule = self.rule("Big ones", 50, amount_min=1, catalog_id=self.corrections.id)
         with patch.object(ksefnet_document, "CLASSIFY_CHUNK", 3):
@@ -183,12 +235,9 @@ class TestClassification(DocumentsCase):
         self.assertEqual(docs.catalog_id, self.corrections)
         self.assertFalse(any(docs.mapped("reclassify_pending")))
         self.assertTrue(all(rule in d.rule_ids for d in docs))
-        # the same rules again: the links stay as they are (only what changes is written)
-        self.env.cr.execute(f"SELECT count(*) FROM {rel} WHERE ksefnet_document_id = ANY(%s)", [docs.ids])  # noqa: S608
-        links = self.env.cr.fetchone()[0]
-        docs.action_reclassify()
-        self.env.cr.execute(f"SELECT count(*) FROM {rel} WHERE ksefnet_document_id = ANY(%s)", [docs.ids])  # noqa: S608
-        self.assertEqual(self.env.cr.fetchone()[0], links)
+        # the same rules again: the matched rules stay as they are (only the time of classification is written)
+        with _no_update(self, allowed={"classified_at", "reclassify_pending"}):
+            docs.action_reclassify()
         rule.active = False
         docs.action_reclassify()
         self.assertEqual(docs.catalog_id, self.cat_waw)
