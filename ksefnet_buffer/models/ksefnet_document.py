@@ -984,6 +984,20 @@ class KsefnetDocument(models.Model):
         self.ensure_one()
         return self.sudo().xml_attachment_id.raw
 
+    @api.model
+    def _xml_of_attachments(self, attachment_ids):
+        """{attachment id: content} of many XML attachments, read as ir.attachment reads one (its database
+        column or its file in the filestore) without loading them as records: one query for all."""
+        Attachment = self.env["ir.attachment"].sudo()
+        Attachment.browse(attachment_ids).flush_recordset(["store_fname", "db_datas"])
+        self.env.cr.execute(
+            "SELECT id, store_fname, db_datas FROM ir_attachment WHERE id = ANY(%s)", [list(attachment_ids)]
+        )
+        return {
+            row_id: Attachment._file_read(fname) if fname else (bytes(data) if data is not None else False)
+            for row_id, fname, data in self.env.cr.fetchall()
+        }
+
     # -- user actions -----------------------------------------------------------------------------------
     def action_retry(self):
         """Queue again: a technical error now, or a corrected rejected invoice."""

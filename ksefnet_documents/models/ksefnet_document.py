@@ -288,12 +288,13 @@ class KsefnetDocument(models.Model):
     def _classify_chunk(self, rules, shop_by_code, invoices, new=False):
         """:meth:`_classify` for documents of one buffer, with its compiled ``rules``."""
         now = fields.Datetime.now()
-        unparsed = self.filtered(lambda d: d.id not in invoices)
-        raw = {a.id: a.raw for a in unparsed.sudo().xml_attachment_id}  # the XML of all, read at once
+        rows = self._classified_values()
+        unparsed = [row["xml_attachment_id"] for row in rows if row["id"] not in invoices]
+        raw = self._xml_of_attachments([a for a in unparsed if a]) if unparsed else {}  # all at once
         buffer = self.buffer_id
         items = [
             (_NewDocument(row, buffer), invoices.get(row["id"]) or _parse(raw.get(row["xml_attachment_id"])))
-            for row in self._classified_values()
+            for row in rows
         ]
         groups, tags_of = self._classification(items, rules, shop_by_code, now)
         Documents = self.sudo()
