@@ -15,13 +15,23 @@ what ``create`` guarantees for plain column values and does the per-batch work o
 - the model's Python constraints on the given fields are checked, as after ``create``;
 - stored many2many fields may be given as lists of ids: their links are inserted right after the rows.
 
+The rows go to PostgreSQL as one ``COPY ... FROM STDIN`` (text format), their ids reserved from the table's
+sequence first: for a hundred document rows that takes about half the time of one multi-row INSERT (its
+statement built by psycopg2 value by value, then parsed and planned by the server). A value the COPY writer
+does not know is inserted as an INSERT instead.
+
 What it does not do: one2many and non-column fields (refused), overrides of ``create`` (the callers are the
 engine's own methods; their extension hooks are ``_create_in_state``, ``_initial_columns`` and
 ``_on_arrival``). Access is the caller's: it is meant for ``sudo()`` environments of the engine.
 """
 
+import datetime
+import io
+from decimal import Decimal
+
 from odoo.models import LOG_ACCESS_COLUMNS
 from odoo.tools.sql import drop_index, make_index_name
+from psycopg2.extensions import Binary
 from psycopg2.extras import Json, execute_values
 
 #: up to this many distinct value sets (or a quarter of the rows), :func:`update_records` writes one UPDATE
@@ -72,18 +82,22 @@ def insert_records(model, vals_list):
             )
             + (uid, now, uid, now)
         )
-    names = ", ".join(f'"{name}"' for name in [*columns, *LOG_ACCESS_COLUMNS])
     model.flush_model()  # what is pending for this table goes first, as with create
-    ids = [
-        row[0]
-        for row in execute_values(
-            model.env.cr._obj,
-            f'INSERT INTO "{model._table}" ({names}) VALUES %s RETURNING id',  # noqa: S608 - field names
-            rows,
-            page_size=max(len(rows), 1),
-            fetch=True,
-        )
-    ]
+    if "id" in columns:
+        ids = [vals["id"] for vals in vals_list]
+    else:  # the ids first: COPY returns none
+        ids = reserve_ids(model, len(rows))
+        columns = ["id", *columns]
+        rows = [(row_id, *row) for row_id, row in zip(ids, rows, strict=True)]
+    names = ", ".join(f'"{name}"' for name in [*columns, *LOG_ACCESS_COLUMNS])
+    cr = model.env.cr._obj
+    try:
+        data = copy_text(rows)
+    except TypeError:  # a value COPY's text format is not written for here: the rows as an INSERT
+        table = f'INSERT INTO "{model._table}" ({names}) VALUES %s'  # noqa: S608 - field names
+        execute_values(cr, table, rows, page_size=len(rows))
+    else:  # COPY: about half the time of the same rows as one INSERT (see ksefnet_bulk's module doc)
+        cr.copy_expert(f'COPY "{model._table}" ({names}) FROM STDIN', data)
     records = model.browse(ids)
     for name in columns:  # a cached one2many of a parent does not list the new records yet
         field = model._fields[name]
@@ -102,6 +116,36 @@ def insert_records(model, vals_list):
                   replace=False, new=True)  # fmt: skip
     records._validate_fields(columns + links)  # the model's Python constraints, as after create
     return records
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _copy_value(value):
+    """One value in COPY's text format (PostgreSQL's ``COPY ... FROM STDIN``, format text): NULL as ``\\N``,
+    booleans as t/f, JSON as its text, bytea as hex; backslashes, tabs and line ends escaped. TypeError for
+    a value of another kind (the caller then inserts the rows as an INSERT)."""
+    if value is None:
+        return "\\N"
+    kind = type(value)
+    if kind is str:
+        return value.translate(_COPY_ESCAPES)
+    if kind is bool:
+        return "t" if value else "f"
+    if kind is int or kind is float or kind is Decimal:
+        return str(value)
+    if kind is Json:
+        return value.dumps(value.adapted).translate(_COPY_ESCAPES)
+    if kind is datetime.datetime or kind is datetime.date:
+        return value.isoformat()
+    if kind is Binary:
+        return "\\\\x" + bytes(value.adapted).hex()
+    raise TypeError(f"no COPY text for {kind.__name__}")
+
+
+def copy_text(rows):
+    """The rows (tuples of column values, as psycopg2 adapts them) as the data of a COPY in text format."""
+    return io.StringIO("".join("\t".join(map(_copy_value, row)) + "\n" for row in rows))
 
 
 def reserve_ids(model, count):

@@ -8,8 +8,10 @@ from odoo.tests import TransactionCase, tagged
 from ksefnet_core import fa3
 from ksefnet_core.testing import sample_invoice
 
+from ..models import ksefnet_bulk
 from ..models.ksefnet_bulk import (
     STALE_ROWS,
+    copy_text,
     insert_records,
     reserve_ids,
     set_links,
@@ -57,6 +59,29 @@ class TestBulkInserts(TransactionCase):
         self.assertEqual(bulk.last_message, "queued")
         self.assertEqual(self._stored(bulk), self._stored(by_orm))
         self.assertEqual(bulk.create_uid, self.env.user)
+
+    def test_values_copy_escapes_arrive_as_given(self):
+        """Rows go in as COPY text: backslashes, tabs, line ends, non-ASCII text, JSON, floats and bytes
+        arrive as they were given, and a row with a value COPY is not written for goes in as an INSERT."""
+        awkward = "C:\\faktury\\N\tkolumna\nwiersz\r\nkoniec \\. żółć € \\\\"
+        values = dict(self._values("copy"), last_message=awkward, amount_gross=1234.56, retry_count=7)
+        (doc,) = insert_records(self.Document, [self.Document._message_vals(values)])
+        doc.env.flush_all()
+        doc.invalidate_recordset()
+        self.assertEqual(doc.last_message, awkward)  # stored as JSON (template) and as text (source)
+        self.assertEqual((doc.amount_gross, doc.retry_count), (1234.56, 7))
+        raw = bytes(range(256)) + b"\\x00\\N\t\n"
+        Attachment = self.env["ir.attachment"].sudo()
+        (attachment,) = insert_records(Attachment, [{"name": "bytes", "type": "binary", "db_datas": raw}])
+        attachment.invalidate_recordset()
+        self.assertEqual(bytes(attachment.db_datas), raw)
+        with self.assertRaises(TypeError):
+            copy_text([(1, ["a list"])])
+        with patch.object(ksefnet_bulk, "copy_text", side_effect=TypeError("test")):
+            (fallback,) = insert_records(self.Document, [self.Document._message_vals(dict(values, external_ref="i"))])  # fmt: skip
+        fallback.invalidate_recordset()
+        self.assertEqual(fallback.last_message, awkward)
+        self.assertEqual(self._stored(fallback), self._stored(doc))
 
     def test_only_plain_columns_are_accepted(self):
         for wrong in ({"event_ids": []}, {"invoice_html": "x"}, {"create_uid": 1}, {"no_such_field": 1}):
