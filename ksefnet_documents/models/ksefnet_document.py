@@ -132,9 +132,14 @@ class KsefnetDocument(models.Model):
     def _on_arrival(self, invoices=None, new=False):
         result = super()._on_arrival(invoices, new=new)
         docs = self.sudo()
-        if new:  # most were classified as they were inserted (_initial_columns): the others now
-            docs = docs.filtered(lambda d: not d.classified_at)
-        docs._classify(invoices, new=new)
+        if new and docs:  # most were classified as they were inserted (_initial_columns): the others now
+            docs.flush_recordset(["classified_at"])
+            self.env.cr.execute(  # their time of classification only, not every column of the new rows
+                "SELECT id FROM ksefnet_document WHERE id = ANY(%s) AND classified_at IS NULL", [docs.ids]
+            )
+            docs = docs.browse([row[0] for row in self.env.cr.fetchall()])
+        if docs:
+            docs._classify(invoices, new=new)
         return result
 
     @api.model
