@@ -108,10 +108,12 @@ class KsefnetDocument(models.Model):
             ids, positive = list(rules._search([("name", operator, value)])), True
         elif operator in ("in", "not in", "=", "!="):
             positive = operator in ("in", "=")
-            if value is False or value == []:
+            if value is False:  # matched no rule (= False), or some (!= False)
                 empty = [("rule_match", "=", False)]
                 return empty if positive else ["!", *empty]
             ids = [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+            if not ids:  # one of no rules: none; none of no rules: all
+                return [("id", "in", [])] if positive else []
         else:
             raise UserError(_("Matched rules can be searched by rule or by a rule's name only."))
         self.env.cr.execute(

@@ -170,6 +170,9 @@ class TestClassification(DocumentsCase):
         self.assertEqual(Document.search([*mine, ("rule_ids", "=", warsaw.id)]), both | shop_only)
         self.assertEqual(Document.search([*mine, ("rule_ids", "not in", main.ids)]), shop_only | none)
         self.assertEqual(Document.search([*mine, ("rule_ids", "=", False)]), none)
+        self.assertEqual(Document.search([*mine, ("rule_ids", "!=", False)]), both | shop_only)
+        self.assertFalse(Document.search([*mine, ("rule_ids", "in", [])]))
+        self.assertEqual(len(Document.search([*mine, ("rule_ids", "not in", [])])), 3)
         self.assertEqual(Document.search([*mine, ("rule_ids", "ilike", "Main supp")]), both)
         # a rule archived or deleted since is no longer shown; the classification note still tells
         main.active = False
