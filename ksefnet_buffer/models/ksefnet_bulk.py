@@ -301,19 +301,27 @@ def keep_statistics(model):
     one session at a time does it (the others go on). Returns whether it analysed."""
     cr = model.env.cr
     cr.execute(
-        # rows changed by committed transactions since the last ANALYZE, and inserted by this one so far
+        # rows changed by committed transactions since the last ANALYZE, inserted by this one so far, and
+        # this transaction's id (it has one: it inserted)
         """
-        SELECT pg_stat_get_mod_since_analyze(c.oid) + pg_stat_get_xact_tuples_inserted(c.oid), c.reltuples
+        SELECT pg_stat_get_mod_since_analyze(c.oid), pg_stat_get_xact_tuples_inserted(c.oid), c.reltuples,
+               txid_current_if_assigned()
           FROM pg_class c WHERE c.oid = %s::regclass
         """,
         [model._table],
     )
-    changed, counted = cr.fetchone()
-    # once analysed, counted includes this transaction's rows: they no longer count as changed for it
-    if changed <= max(STALE_ROWS, counted):
+    committed, inserted, counted, transaction = cr.fetchone()
+    # this transaction's rows inserted before its own last ANALYZE are counted already (in reltuples): only
+    # the later ones are new to the statistics. Without this, a transaction that stores documents one by
+    # one would analyse the table again after every one once it passed STALE_ROWS.
+    analysed = cr.cache.setdefault("ksefnet_analysed", {})
+    seen = analysed.get(model._table)
+    before = seen[1] if seen and seen[0] == transaction else 0
+    if committed + inserted - before <= max(STALE_ROWS, counted):
         return False
     cr.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", [STATISTICS_LOCK, model._table])
     if not cr.fetchone()[0]:
         return False
     cr.execute(f'ANALYZE "{model._table}"')  # noqa: S608 - the model's own table name
+    analysed[model._table] = (transaction, inserted)
     return True

@@ -217,6 +217,31 @@ class TestBulkInserts(TransactionCase):
         self.assertEqual(refused, [True, True, True])
         self.assertEqual([d._xml() for d in docs], [x for x, _name in xmls])
 
+    def test_a_transaction_storing_documents_one_by_one_analyses_each_time_the_table_doubled(self):
+        """The downloader stores invoices one by one, many in one transaction: once past STALE_ROWS the table
+        is analysed when it has doubled again, not after every document (which cost an ANALYZE a document:
+        a 10 000-invoice load did not finish in 20 minutes)."""
+        from ..models.ksefnet_bulk import keep_statistics
+
+        cr = self.env.cr
+        cr.execute("ANALYZE ksefnet_document")  # the statistics count what the table holds now
+        cr.execute("SELECT count(*) FROM ksefnet_document")
+        before = cr.fetchone()[0]
+        count = 6 * max(before + 1, 20)  # the table more than doubles, twice or more
+        analyses = []
+        values = self._values("one")
+        with patch.object(ksefnet_bulk, "STALE_ROWS", 20):
+            for i in range(count):
+                insert_records(
+                    self.Document, [dict(self.Document._message_vals(values), external_ref=f"one{i}")]
+                )
+                analyses.append(keep_statistics(self.Document))
+        sizes = [before + i + 1 for i, done in enumerate(analyses) if done]  # the table's size at each
+        self.assertTrue(sizes, "analysed at all")
+        self.assertLessEqual(len(sizes), 4, sizes)
+        for smaller, larger in zip(sizes, sizes[1:], strict=False):
+            self.assertGreaterEqual(larger, 2 * smaller - 1, sizes)  # each time it has doubled
+
     def test_references_are_looked_up_by_the_unique_index_once_a_bulk_load_is_analysed(self):
         """Asked for "external_ref IN (...)", PostgreSQL uses the trigram index (slow for equality); before the
         table is analysed it guesses, and may scan the whole buffer: every batch of a bulk load then costs
