@@ -96,7 +96,7 @@ def insert_records(model, vals_list):
     except TypeError:  # a value COPY's text format is not written for here: the rows as an INSERT
         table = f'INSERT INTO "{model._table}" ({names}) VALUES %s'  # noqa: S608 - field names
         execute_values(cr, table, rows, page_size=len(rows))
-    else:  # COPY: about half the time of the same rows as one INSERT (see ksefnet_bulk's module doc)
+    else:  # COPY: about half the time of the same rows as one INSERT (see this module's doc)
         cr.copy_expert(f'COPY "{model._table}" ({names}) FROM STDIN', data)
     records = model.browse(ids)
     for name in columns:  # a cached one2many of a parent does not list the new records yet
