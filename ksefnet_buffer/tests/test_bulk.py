@@ -109,6 +109,14 @@ class TestBulkInserts(TransactionCase):
         self.assertEqual(docs.mapped("retry_count"), [3, 5])  # not the cached zeros
         with self.assertRaises(ValueError):
             update_records(self.Document, [(docs[0].id, {"retry_count": 1}), (docs[1].id, {})])
+        # many distinct value sets (more than FEW_DISTINCT): one UPDATE for all rows
+        many = insert_records(self.Document, [plain(self._values(f"m{i}")) for i in range(50)])
+        shared = [{"retry_count": n, "last_code": 400 + n} for n in range(25)]
+        update_records(self.Document, [(doc.id, shared[i // 2]) for i, doc in enumerate(many)])
+        many.invalidate_recordset()
+        self.assertEqual(many.mapped("retry_count"), [i // 2 for i in range(50)])
+        self.assertEqual(many.mapped("last_code"), [400 + i // 2 for i in range(50)])
+        self.assertEqual(docs.mapped("retry_count"), [3, 5], "other documents are not touched")
         if "tag_ids" not in self.Document._fields:  # the documents addon is not installed
             return
         tags = self.env["ksefnet.tag"].create([{"name": "A"}, {"name": "B"}, {"name": "C"}])
