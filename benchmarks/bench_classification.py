@@ -64,7 +64,7 @@ def bare(xmls: list[bytes], rules: list[Rule], names: list[str], roles: set[int]
     start = time.perf_counter()
     for xml in xmls:
         invoice = fa3.parse(xml)
-        values = dict(blank, **fa3.document_fields(invoice), direction="purchase", source="KSeF")
+        values = dict(blank, **fa3.document_fields(invoice), direction="purchase")  # as downloaded: no source
         validity = check_addressed_to(invoice, US, company_name=names, accepted_roles=roles).result
         hits += len(apply_rules(rules, facts_of(values, invoice, validity)).hits)
     elapsed = time.perf_counter() - start

@@ -45,7 +45,14 @@ from ksefnet_core.errors import (
 )
 from ksefnet_core.throttle import ThrottleDeferred
 
-from .ksefnet_bulk import drop_outdated_indexes, insert_records, keep_statistics, reserve_ids, update_records
+from .ksefnet_bulk import (
+    compress_fast,
+    drop_outdated_indexes,
+    insert_records,
+    keep_statistics,
+    reserve_ids,
+    update_records,
+)
 from .ksefnet_errors import FORBIDDEN_REASONS, credential_reason, invoice_issues_part, issues_reason
 from .ksefnet_message import Label, message_field, render, source_field, template_field, user_error
 
@@ -365,6 +372,7 @@ class KsefnetDocument(models.Model):
     def init(self):
         super().init()
         drop_outdated_indexes(self)  # an upgrade leaves an index a field no longer asks for
+        compress_fast(self)  # the messages of every row (and the addons' columns: init runs again for them)
 
     @api.depends("invoice_number", "ksef_number", "direction")
     def _compute_display_name(self):

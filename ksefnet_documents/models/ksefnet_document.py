@@ -203,14 +203,23 @@ class KsefnetDocument(models.Model):
         XML read at once, its results written by one UPDATE per distinct result, then the chunk leaves the
         cache, so memory stays flat however many documents are reclassified."""
         invoices = invoices or {}
-        for buffer in self.buffer_id:
+        if not self:
+            return True
+        # the documents of each buffer by one small query: reading buffer_id through the ORM would read (and
+        # cache) every column of every document first
+        self.flush_recordset(["buffer_id"])
+        self.env.cr.execute(
+            "SELECT buffer_id, array_agg(id) FROM ksefnet_document WHERE id = ANY(%s) GROUP BY buffer_id",
+            [self.ids],
+        )
+        Buffer = self.env["ksefnet.buffer"]
+        for buffer_id, ids in self.env.cr.fetchall():
+            buffer = Buffer.browse(buffer_id)
             rules, shop_by_code = self._compiled_rules(buffer)
-            ids = self.filtered(lambda d, b=buffer: d.buffer_id == b).ids
             for chunk in split_every(CLASSIFY_CHUNK, ids, self.browse):
-                chunk._classify_chunk(rules, shop_by_code, invoices, new)
-                if len(ids) > CLASSIFY_CHUNK:  # many: let what was read go before the next chunk
-                    chunk.xml_attachment_id.invalidate_recordset(["raw", "datas", "db_datas"])
-                    chunk.invalidate_recordset()
+                chunk._classify_chunk(buffer, rules, shop_by_code, invoices, new)
+                if len(ids) > CLASSIFY_CHUNK:  # many: let what was read go before the next chunk (their XML
+                    chunk.invalidate_recordset()  # was read by SQL, never cached)
         return True
 
     @api.model
@@ -292,13 +301,12 @@ class KsefnetDocument(models.Model):
         rows = {row[0]: dict(zip(CLASSIFIED_FIELDS, row, strict=True)) for row in self.env.cr.fetchall()}
         return [rows[doc_id] for doc_id in self.ids]
 
-    def _classify_chunk(self, rules, shop_by_code, invoices, new=False):
-        """:meth:`_classify` for documents of one buffer, with its compiled ``rules``."""
+    def _classify_chunk(self, buffer, rules, shop_by_code, invoices, new=False):
+        """:meth:`_classify` for documents of one ``buffer``, with its compiled ``rules``."""
         now = fields.Datetime.now()
         rows = self._classified_values()
         unparsed = [row["xml_attachment_id"] for row in rows if row["id"] not in invoices]
         raw = self._xml_of_attachments([a for a in unparsed if a]) if unparsed else {}  # all at once
-        buffer = self.buffer_id
         items = [
             (_NewDocument(row, buffer), invoices.get(row["id"]) or _parse(raw.get(row["xml_attachment_id"])))
             for row in rows
