@@ -1,7 +1,7 @@
 {
     "name": "KSeFNet Documents",
     "summary": "Catalogs, tags, shops, classification rules, validity check and per-shop permissions for KSeF documents",
-    "version": "18.0.0.6.0",
+    "version": "18.0.0.7.0",
     "category": "Accounting/Localizations/EDI",
     "website": "https://github.com/ksefnet/ksefnet-odoo",
     "author": "KSeFNet",

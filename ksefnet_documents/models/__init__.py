@@ -2,6 +2,7 @@ from . import (
     ir_module,
     ksefnet_buffer,
     ksefnet_catalog,
+    ksefnet_classification_note,
     ksefnet_classification_rule,
     ksefnet_document,
     ksefnet_invoice_kind,

@@ -14,6 +14,7 @@ from odoo.addons.ksefnet_buffer.models.ksefnet_message import (
     template_field,
 )
 from odoo.exceptions import UserError
+from odoo.osv.expression import NEGATIVE_TERM_OPERATORS as NEGATIVE_OPERATORS
 from odoo.tools import SQL, split_every
 from odoo.tools.translate import LazyTranslate
 
@@ -79,9 +80,20 @@ class KsefnetDocument(models.Model):
         compute="_compute_rule_ids",
         search="_search_rule_ids",
     )
-    classification_note = message_field("classification_note", "Why")
-    classification_note_source = source_field("Why (as written)")
-    classification_note_template = template_field("Why (template)")
+    # The note is shared: documents classified for the same reasons have the same one, stored once
+    # (ksefnet.classification.note); it reads and searches as the document's own message field.
+    classification_note_id = fields.Many2one(
+        "ksefnet.classification.note", "Why (stored note)", readonly=True, copy=False, ondelete="restrict"
+    )
+    classification_note = fields.Text(
+        "Why", compute="_compute_ksefnet_messages", search="_search_classification_note", readonly=True
+    )
+    classification_note_source = fields.Text(
+        "Why (as written)", related="classification_note_id.source", readonly=True
+    )
+    classification_note_template = fields.Json(
+        "Why (template)", related="classification_note_id.template", readonly=True
+    )
     classified_at = fields.Datetime(readonly=True)
     reclassify_pending = fields.Boolean(
         "Waiting to be reclassified",
@@ -122,6 +134,45 @@ class KsefnetDocument(models.Model):
         )
         found = [row[0] for row in self.env.cr.fetchall()]
         return [("id", "in" if positive else "not in", found)]
+
+    def _search_classification_note(self, operator, value):
+        """Documents by the text of their note (the stored English text, as every message field)."""
+        notes = self.env["ksefnet.classification.note"].sudo()._search([("source", operator, value)])
+        domain = [("classification_note_id", "in", notes)]
+        # a document without a note matches as an empty text would: "= False", "not ilike x", not "!= False"
+        if (operator in NEGATIVE_OPERATORS) != (value is False):
+            domain = ["|", ("classification_note_id", "=", False), *domain]
+        return domain
+
+    @api.model
+    def _message_vals(self, vals):
+        """The note is stored once (see classification_note_id): its columns become the id of its row."""
+        return self._with_note_ids([super()._message_vals(vals)])[0]
+
+    @api.model
+    def _result_columns(self, values_list):
+        """The stored columns of classification results (see :meth:`_classification`): each converted once,
+        their notes looked up at once."""
+        plain = [super(KsefnetDocument, self)._message_vals(values) for values in values_list]
+        return self._with_note_ids(plain)
+
+    @api.model
+    def _with_note_ids(self, vals_list):
+        """``vals_list`` with each classification note (its text and template columns) replaced by the id of
+        its stored note: all of them looked up (and the new ones stored) at once."""
+        names = ("classification_note_source", "classification_note_template")
+        having = [vals for vals in vals_list if names[0] in vals or names[1] in vals]
+        if not having:
+            return vals_list
+        notes = [(vals.get(names[0]) or False, vals.get(names[1]) or False) for vals in having]
+        stored = [n for n in notes if n[0] or n[1]]
+        ids = iter(self.env["ksefnet.classification.note"].sudo()._ids_of(stored) if stored else ())
+        converted = {}
+        for vals, note in zip(having, notes, strict=True):
+            new = {k: v for k, v in vals.items() if k not in names}
+            new["classification_note_id"] = next(ids) if note[0] or note[1] else False
+            converted[id(vals)] = new
+        return [converted.get(id(vals), vals) for vals in vals_list]
 
     def init(self):
         super().init()
@@ -166,8 +217,8 @@ class KsefnetDocument(models.Model):
                 if row["buffer_id"] == buffer_id
             ]
             groups, tags_of = self._classification(items, rules, shop_by_code)
-            for values, ids in groups.values():
-                columns = self._message_vals(values)  # converted once per distinct result
+            converted = self._result_columns([values for values, _ids in groups.values()])  # once each
+            for columns, (_values, ids) in zip(converted, groups.values(), strict=True):
                 for doc_id in ids:
                     by_id[doc_id].update(columns)
             for doc_id, tags in tags_of.items():  # this buffer's rows
@@ -317,9 +368,8 @@ class KsefnetDocument(models.Model):
             "classified_at": now,
             "reclassify_pending": False,
         }  # sent once for all that stay as they were
-        results = [
-            (self._message_vals(values), ids) for values, ids in groups.values()
-        ]  # converted once each
+        converted = self._result_columns([values for values, _ids in groups.values()])  # once each
+        results = [(columns, ids) for columns, (_values, ids) in zip(converted, groups.values(), strict=True)]
         names = sorted(n for n in results[0][0] if n not in touched) if results else []
         stored = {}
         if not new:
@@ -356,7 +406,14 @@ class KsefnetDocument(models.Model):
                     changed.append((doc_id, columns))
         update_records(Documents, changed)  # only what changed is rewritten with its indexed columns
         update_records(Documents, unchanged)
-        Documents.invalidate_recordset(["validity_reasons", "classification_note"])
+        Documents.invalidate_recordset(
+            [
+                "validity_reasons",
+                "classification_note",
+                "classification_note_source",
+                "classification_note_template",
+            ]
+        )
         set_links(Documents, "tag_ids", {k: v for k, v in tags_of.items() if v}, replace=False, new=new)
 
     def _user_writable_fields(self):
@@ -451,6 +508,46 @@ def move_rule_links(cr):
     )
     cr.execute(f"DROP TABLE {OLD_RULE_LINKS}")  # noqa: S608 - a constant
     cr.execute("DELETE FROM ir_model_relation WHERE name = %s", [OLD_RULE_LINKS])
+
+
+def move_notes(env):
+    """18.0.0.7.0: each distinct classification note goes from the documents' rows (the columns
+    ``classification_note_source`` and ``classification_note_template``) into ksefnet.classification.note,
+    once, and the documents point at it; the columns are dropped."""
+    cr = env.cr
+    cr.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ksefnet_document' "
+        "AND column_name IN ('classification_note_source', 'classification_note_template')"
+    )
+    if cr.fetchone()[0] != 2:
+        return
+    cr.execute(
+        "SELECT DISTINCT classification_note_source, classification_note_template::text FROM ksefnet_document "
+        "WHERE classification_note_source IS NOT NULL OR classification_note_template IS NOT NULL"
+    )
+    notes = [
+        (source or False, json.loads(template) if template else False) for source, template in cr.fetchall()
+    ]
+    ids = env["ksefnet.classification.note"].sudo()._ids_of(notes) if notes else []
+    # joined by equality (coalesced), so that PostgreSQL can hash the notes once, however many documents
+    cr.execute(
+        """
+        UPDATE ksefnet_document d SET classification_note_id = m.id
+          FROM unnest(%s::text[], %s::jsonb[], %s::int4[]) AS m(source, template, id)
+         WHERE coalesce(d.classification_note_source, '') = coalesce(m.source, '')
+           AND coalesce(d.classification_note_template, 'null'::jsonb) = coalesce(m.template, 'null'::jsonb)
+           AND (d.classification_note_source IS NOT NULL OR d.classification_note_template IS NOT NULL)
+        """,
+        [
+            [source or None for source, _template in notes],
+            [json.dumps(template) if template else None for _source, template in notes],
+            ids,
+        ],
+    )
+    cr.execute(
+        "ALTER TABLE ksefnet_document DROP COLUMN classification_note_source, "
+        "DROP COLUMN classification_note_template"
+    )
 
 
 def _notification(title, message, kind):

@@ -1,3 +1,5 @@
+import json
+
 from odoo.tests import tagged
 
 from ksefnet_core.testing import ThirdParty
@@ -209,6 +211,78 @@ class TestClassification(DocumentsCase):
         cr.execute("SELECT to_regclass(%s)", [OLD_RULE_LINKS])
         self.assertIsNone(cr.fetchone()[0], "the old table is dropped")
         move_rule_links(cr)  # a second run finds nothing to do
+
+    def test_documents_classified_for_the_same_reasons_share_one_stored_note(self):
+        Note = self.env["ksefnet.classification.note"]
+        first, second = (self.generated(seller_nip="9999999999") for _i in range(2))
+        self.assertIn("Main supplier", first.classification_note)
+        self.assertEqual(first.classification_note_id, second.classification_note_id, "stored once")
+        self.assertEqual(first.classification_note_source, first.classification_note_id.source)
+        other = self.generated()
+        self.assertNotEqual(other.classification_note_id, first.classification_note_id)
+        notes = Note.search_count([])
+        (first | second | other).action_reclassify()  # the same rules: the same notes, nothing new stored
+        self.assertEqual(Note.search_count([]), notes)
+        # searching the note as a user searches its text, among the documents the user may see
+        found = self.Document.search([("classification_note", "ilike", "main supplier")])
+        self.assertIn(first, found)
+        self.assertNotIn(other, found)
+        self.assertIn(other, self.Document.search([("classification_note", "not ilike", "main supplier")]))
+        unclassified = self.generated()
+        unclassified.sudo().write({"classification_note_id": False})
+        self.assertIn(unclassified, self.Document.search([("classification_note", "=", False)]))
+        self.assertNotIn(first, self.Document.search([("classification_note", "=", False)]))
+        self.assertNotIn(unclassified, self.Document.search([("classification_note", "!=", False)]))
+        self.assertIn(unclassified, self.Document.search([("classification_note", "not ilike", "main")]))
+        # a note no document has any more is deleted by the daily clean-up; the others stay
+        rules = self.env["ksefnet.classification.rule"]
+        rules.search([("buffer_id", "=", self.buffer.id), ("name", "=", "Main supplier")]).name = "Supplier A"
+        old = first.classification_note_id
+        (first | second).action_reclassify()
+        self.assertIn("Supplier A", first.classification_note)
+        self.assertNotEqual(first.classification_note_id, old)
+        Note._gc_unused()
+        self.assertFalse(old.exists())
+        self.assertTrue(first.classification_note_id.exists())
+        self.assertTrue(other.classification_note_id.exists())
+
+    def test_notes_move_out_of_the_document_rows_on_upgrade(self):
+        """18.0.0.7.0's migration: the notes kept in each document's row (text and template columns) are
+        stored once each and the documents point at them; the columns are dropped."""
+        from ..models.ksefnet_document import move_notes
+
+        doc, same, other, bare = (self.generated() for _i in range(4))
+        self.env.flush_all()
+        cr = self.env.cr
+        cr.execute(
+            "ALTER TABLE ksefnet_document ADD COLUMN classification_note_source text, "
+            "ADD COLUMN classification_note_template jsonb"
+        )
+        template = {"t": "seller NIP %(nip)s", "m": "ksefnet_documents", "a": {"nip": "9999999999"}}
+        cr.execute(
+            "UPDATE ksefnet_document SET classification_note_id = NULL, classification_note_source = %s, "
+            "classification_note_template = %s WHERE id = ANY(%s)",
+            ["seller NIP 9999999999", json.dumps(template), [doc.id, same.id]],
+        )
+        cr.execute(
+            "UPDATE ksefnet_document SET classification_note_id = NULL, classification_note_source = 'by hand' "
+            "WHERE id = %s",
+            [other.id],
+        )
+        cr.execute("UPDATE ksefnet_document SET classification_note_id = NULL WHERE id = %s", [bare.id])
+        move_notes(self.env)
+        self.env.invalidate_all()
+        self.assertEqual(doc.classification_note_id, same.classification_note_id)
+        self.assertEqual(doc.classification_note_template, template)
+        self.assertEqual(doc.classification_note, "seller NIP 9999999999")
+        self.assertEqual(other.classification_note, "by hand")
+        self.assertFalse(bare.classification_note_id)
+        cr.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ksefnet_document' "
+            "AND column_name IN ('classification_note_source', 'classification_note_template')"
+        )
+        self.assertEqual(cr.fetchone()[0], 0, "the old columns are dropped")
+        move_notes(self.env)  # a second run finds nothing to do
 
     def test_many_documents_are_reclassified_in_the_background_chunk_by_chunk(self):
         from unittest.mock import patch

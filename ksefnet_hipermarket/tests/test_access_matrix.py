@@ -104,7 +104,8 @@ class TestAccessMatrix(PermissionsSetup, DocumentsCase, HttpCase):
             if visible is None:
                 cells += [(login, "access", "ksefnet.document", "search_read", [mine], {"fields": ["id"]}),
                           (login, "access", "ksefnet.document.event", "search_read", [[]], {"fields": ["id"]}),
-                          (login, "access", "ksefnet.document", "name_search", ["F"], {})]  # fmt: skip
+                          (login, "access", "ksefnet.document", "name_search", ["F"], {}),
+                          (login, "access", "ksefnet.classification.note", "search_read", [[]], {"fields": ["id"]})]  # fmt: skip
                 continue
             cells += [
                 (login, ids(visible), "ksefnet.document", "search_read", [mine], {"fields": ["id"]}),
@@ -126,6 +127,12 @@ class TestAccessMatrix(PermissionsSetup, DocumentsCase, HttpCase):
                  {"fields": ["document_id"]}),
                 (login, "ok" if doc_b in visible else "access", "ksefnet.document", "read", [[doc_b]],
                  {"fields": ["invoice_number"]}),
+                # the classification note (stored once, shared by documents): read and searched with the
+                # document only, never as a table of its own but by administrators
+                (login, ids(visible), "ksefnet.document", "search_read",
+                 [mine + [["classification_note", "!=", False]]], {"fields": ["classification_note"]}),
+                (login, "ok" if login == "kadmin" else "access", "ksefnet.classification.note", "search_read",
+                 [[]], {"fields": ["source"]}),
             ]  # fmt: skip
         self.expect(cells)
 
