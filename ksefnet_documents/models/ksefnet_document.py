@@ -83,7 +83,12 @@ class KsefnetDocument(models.Model):
     # The note is shared: documents classified for the same reasons have the same one, stored once
     # (ksefnet.classification.note); it reads and searches as the document's own message field.
     classification_note_id = fields.Many2one(
-        "ksefnet.classification.note", "Why (stored note)", readonly=True, copy=False, ondelete="restrict"
+        "ksefnet.classification.note",
+        "Why (stored note)",
+        readonly=True,
+        copy=False,
+        ondelete="restrict",
+        groups="ksefnet_buffer.group_ksef_admin",  # the others read the note as "Why", not as a record
     )
     classification_note = fields.Text(
         "Why", compute="_compute_ksefnet_messages", search="_search_classification_note", readonly=True
@@ -142,7 +147,9 @@ class KsefnetDocument(models.Model):
         # a document without a note matches as an empty text would: "= False", "not ilike x", not "!= False"
         if (operator in NEGATIVE_OPERATORS) != (value is False):
             domain = ["|", ("classification_note_id", "=", False), *domain]
-        return domain
+        # the note's link is the administrators' field: the documents found through it, by a subquery whose
+        # rows the reader's own record rules then filter
+        return [("id", "in", self.sudo().with_context(active_test=False)._search(domain))]
 
     @api.model
     def _message_vals(self, vals):

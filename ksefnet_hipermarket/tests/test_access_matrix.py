@@ -206,6 +206,10 @@ class TestAccessMatrix(PermissionsSetup, DocumentsCase, HttpCase):
             ("sklep_a", "access", "res.users", "write", [[self.reader.id], {"ksefnet_role": "admin"}], {}),
             ("sklep_a", "access", "res.users", "write", [[self.reader.id], {"ksefnet_shop_ids": [(6, 0, [])]}], {}),
             ("portal", "access", "ksefnet.correction.wizard", "search_read", [[]], {"fields": ["id"]}),
+            # the link to the stored note is the administrators' (the others read the note as "Why")
+            ("sklep_a", "access", "ksefnet.document", "read", [[self.doc_a.id]], {"fields": ["classification_note_id"]}),
+            ("sklep_a", "ok", "ksefnet.document", "read", [[self.doc_a.id]], {"fields": ["classification_note"]}),
+            ("kadmin", "ok", "ksefnet.document", "read", [[self.doc_a.id]], {"fields": ["classification_note_id"]}),
         ]  # fmt: skip
         for field, value in (("offline_mode", "offline24"), ("offline_deadline", "2030-01-01 00:00:00"),
                              ("offline_reason", "x")):  # fmt: skip
