@@ -37,6 +37,12 @@ from ksefnet_core.ids import is_valid_nip
 _logger = logging.getLogger(__name__)
 
 SOURCE = "HiperMarket"
+#: the stored fields of a document that its answer (:meth:`KsefnetHipermarketApi._describe`) reads
+DESCRIBED_FIELDS = [
+    "external_ref", "state", "ksef_number", "ksef_acquisition_date", "last_code", "last_message_source",
+    "last_message_template", "upo_attachment_id", "hm_change_seq", "hm_delivered_at", "offline_mode",
+    "offline_deadline",
+]  # fmt: skip
 MAX_BATCH = 500
 #: invoices of a call validated, stored and classified together (a call's memory grows with this, not with
 #: the call's size)
@@ -310,13 +316,14 @@ class KsefnetHipermarketApi(models.AbstractModel):
                     "HiperMarket batch for buffer %s stored one by one instead", buffer.nip, exc_info=True
                 )
                 continue
+            docs.fetch(DESCRIBED_FIELDS)  # what _describe reads, those columns only, in one query
             for (index, entry), doc in zip(group, docs, strict=True):
                 results[index] = self._describe(doc, created=True)
                 known[(buffer.id, entry[2])] = doc
             stored |= docs
-        if stored:
+        if stored:  # let go of what the chunk cached (its XML was written, never read back)
             stored.flush_recordset()
-            stored.xml_attachment_id.invalidate_recordset()
+            self.env["ir.attachment"].invalidate_model()
             stored.invalidate_recordset()
 
     @api.model
@@ -424,6 +431,8 @@ class KsefnetHipermarketApi(models.AbstractModel):
     # -- reading ----------------------------------------------------------------------------------------------
     @api.model
     def _describe(self, doc, **extra):
+        """A document's answer to HiperMarket (its status, KSeF number, UPO, change number, offline mode):
+        DESCRIBED_FIELDS."""
         doc = doc.with_env(self.env)
         failed = doc.state in ("failure", "error")
         return dict(
