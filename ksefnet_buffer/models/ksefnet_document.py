@@ -222,9 +222,9 @@ class KsefnetDocument(models.Model):
     _rec_names_search = ["invoice_number", "ksef_number", "external_ref"]
     _check_company_auto = True
 
-    buffer_id = fields.Many2one(
-        "ksefnet.buffer", required=True, index=True, ondelete="restrict", check_company=True
-    )
+    # not indexed on its own: the unique (buffer, KSeF number) and (buffer, source, reference) indexes lead
+    # with it and serve every search by buffer; one index less to maintain on each INSERT and UPDATE
+    buffer_id = fields.Many2one("ksefnet.buffer", required=True, ondelete="restrict", check_company=True)
     company_id = fields.Many2one(related="buffer_id.company_id", store=True, index=True)
     direction = fields.Selection(
         [("sales", "Sales"), ("purchase", "Purchase")],
@@ -246,7 +246,7 @@ class KsefnetDocument(models.Model):
 
     # the invoice itself
     xml_attachment_id = fields.Many2one("ir.attachment", string="Invoice XML", readonly=True, copy=False)
-    xml_sha256 = fields.Char("XML SHA-256 (Base64)", readonly=True, index=True, copy=False)
+    xml_sha256 = fields.Char("XML SHA-256 (Base64)", readonly=True, copy=False)  # compared, never searched
     xml_size = fields.Integer("XML size (bytes)", readonly=True)
     form_code = fields.Char("Form", readonly=True)
     invoice_kind = fields.Selection(INVOICE_KINDS, "Invoice kind", readonly=True)
