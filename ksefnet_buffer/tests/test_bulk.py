@@ -12,6 +12,7 @@ from ..models import ksefnet_bulk
 from ..models.ksefnet_bulk import (
     STALE_ROWS,
     copy_text,
+    drop_outdated_indexes,
     insert_records,
     reserve_ids,
     set_links,
@@ -109,7 +110,7 @@ class TestBulkInserts(TransactionCase):
         self.assertEqual(docs.mapped("retry_count"), [3, 5])  # not the cached zeros
         with self.assertRaises(ValueError):
             update_records(self.Document, [(docs[0].id, {"retry_count": 1}), (docs[1].id, {})])
-        # many distinct value sets (more than FEW_DISTINCT): one UPDATE for all rows
+        # many distinct value sets (more than FEW_DISTINCT, or few rows each): one UPDATE of arrays for all rows
         many = insert_records(self.Document, [plain(self._values(f"m{i}")) for i in range(50)])
         shared = [{"retry_count": n, "last_code": 400 + n} for n in range(25)]
         update_records(self.Document, [(doc.id, shared[i // 2]) for i, doc in enumerate(many)])
@@ -127,6 +128,23 @@ class TestBulkInserts(TransactionCase):
         self.assertEqual(docs[0].tag_ids, tags)  # added, the existing link kept once
         set_links(self.Document, "tag_ids", {docs[0].id: [tags[2].id]}, replace=True)
         self.assertEqual(docs[0].tag_ids, tags[2])
+
+    def test_indexes_no_longer_asked_for_are_dropped(self):
+        """An upgrade from a version whose fields were indexed drops those indexes and keeps the others."""
+        cr = self.env.cr
+        cr.execute("CREATE INDEX ksefnet_document__buffer_id_index ON ksefnet_document (buffer_id)")
+        cr.execute("CREATE INDEX ksefnet_document__xml_sha256_index ON ksefnet_document (xml_sha256)")
+        cr.execute("CREATE INDEX ksefnet_document__next_retry_at_index_x ON ksefnet_document (next_retry_at)")
+        drop_outdated_indexes(self.Document)
+        cr.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'ksefnet_document'")
+        names = {row[0] for row in cr.fetchall()}
+        # served by the unique (buffer, ...) indexes
+        self.assertNotIn("ksefnet_document__buffer_id_index", names)
+        self.assertNotIn("ksefnet_document__xml_sha256_index", names)
+        self.assertIn("ksefnet_document__next_retry_at_index_x", names, "an index of another name is kept")
+        for kept in ("ksefnet_document__state_index", "ksefnet_document__next_retry_at_index",
+                     "ksefnet_document_ksef_number_unique", "ksefnet_document_external_ref_unique"):  # fmt: skip
+            self.assertIn(kept, names)
 
     def test_attachments_are_stored_as_odoo_stores_them(self):
         xml = sample_invoice(seller_nip=NIP, number="FV/BULK/ATT")
