@@ -27,6 +27,7 @@ engine's own methods; their extension hooks are ``_create_in_state``, ``_initial
 
 import datetime
 import io
+import json
 from decimal import Decimal
 
 from odoo.models import LOG_ACCESS_COLUMNS
@@ -199,9 +200,14 @@ def update_records(model, table):
                 [*(_sql_value(values[c], types[c]) for c in columns), ids],
             )
     else:
+        # each shared dict converted once (its JSON dumped once, not by an adapter for every row)
+        converted = {}
+        for _id, values in table:
+            if id(values) not in converted:
+                converted[id(values)] = [_array_value(values[c], types[c]) for c in columns]
         arrays = [[row_id for row_id, _values in table]]
-        for c in columns:
-            arrays.append([_sql_value(values[c], types[c]) for _id, values in table])
+        for i in range(len(columns)):
+            arrays.append([converted[id(values)][i] for _id, values in table])
         assignments = ", ".join(f'"{c}" = v."{c}"' for c in columns)
         names = ", ".join(f'"{c}"' for c in ["id", *columns])
         unnest = ", ".join(f"%s::{t}[]" for t in ["int4", *(types[c] for c in columns)])
@@ -222,6 +228,14 @@ def _sql_value(value, column_type):
     if value is False and column_type != "bool":
         return None
     return value
+
+
+def _array_value(value, column_type):
+    """A value for an array of :func:`update_records`: as :func:`_sql_value`, JSON as its text (the array's
+    cast to jsonb[] reads it)."""
+    if column_type == "jsonb":
+        return json.dumps(value) if value else None
+    return _sql_value(value, column_type)
 
 
 def set_links(records, name, links, *, replace, new=False):

@@ -229,6 +229,26 @@ class KsefnetMessageMixin(models.AbstractModel):
             vals.update(self._message_columns(name, vals.pop(name)))
         return vals
 
+    @api.model
+    def _message_vals_many(self, vals_list):
+        """:meth:`_message_vals` of many rows at once: a part that several rows hold (the same object: the
+        validity reasons of documents classified alike) is converted once."""
+        names = self._ksefnet_messages()
+        done = {}  # (field, id of the part): its columns; the parts stay alive in vals_list meanwhile
+        result = []
+        for vals in vals_list:
+            present = [name for name in names if name in vals]
+            if present:
+                vals = dict(vals)
+                for name in present:
+                    part = vals.pop(name)
+                    key = (name, id(part))
+                    if key not in done:
+                        done[key] = self._message_columns(name, part)
+                    vals.update(done[key])
+            result.append(vals)
+        return result
+
     @api.model_create_multi
     def create(self, vals_list):
         return super().create([self._message_vals(vals) for vals in vals_list])

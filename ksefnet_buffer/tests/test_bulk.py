@@ -112,11 +112,22 @@ class TestBulkInserts(TransactionCase):
             update_records(self.Document, [(docs[0].id, {"retry_count": 1}), (docs[1].id, {})])
         # many distinct value sets (more than FEW_DISTINCT, or few rows each): one UPDATE of arrays for all rows
         many = insert_records(self.Document, [plain(self._values(f"m{i}")) for i in range(50)])
-        shared = [{"retry_count": n, "last_code": 400 + n} for n in range(25)]
+        shared = [
+            {
+                "retry_count": n,
+                "last_code": 400 + n,
+                "last_message_template": {"t": f"n{n}"} if n % 5 else False,
+            }
+            for n in range(25)
+        ]  # a JSON value (dumped once a set) and none (NULL) among them
         update_records(self.Document, [(doc.id, shared[i // 2]) for i, doc in enumerate(many)])
         many.invalidate_recordset()
         self.assertEqual(many.mapped("retry_count"), [i // 2 for i in range(50)])
         self.assertEqual(many.mapped("last_code"), [400 + i // 2 for i in range(50)])
+        self.assertEqual(
+            [doc.last_message_template for doc in many],
+            [{"t": f"n{i // 2}"} if (i // 2) % 5 else False for i in range(50)],
+        )
         self.assertEqual(docs.mapped("retry_count"), [3, 5], "other documents are not touched")
         if "tag_ids" not in self.Document._fields:  # the documents addon is not installed
             return

@@ -56,7 +56,12 @@ CLASSIFIED_FIELDS = tuple(
     )
 )  # fmt: skip
 
+#: distinct validity reasons and rule lines a classification keeps at hand for the next documents
+MEMO_SIZE = 5000
+
 VALIDITY = [("valid", "Addressed to us"), ("invalid", "Not addressed to us"), ("review", "To review")]
+SELLER_REASON = _lt("The company is the seller.")
+UNREADABLE_REASON = _lt("The invoice XML cannot be read.")
 
 
 class KsefnetDocument(models.Model):
@@ -160,8 +165,7 @@ class KsefnetDocument(models.Model):
     def _result_columns(self, values_list):
         """The stored columns of classification results (see :meth:`_classification`): each converted once,
         their notes looked up at once."""
-        plain = [super(KsefnetDocument, self)._message_vals(values) for values in values_list]
-        return self._with_note_ids(plain)
+        return self._with_note_ids(self._message_vals_many(values_list))
 
     @api.model
     def _with_note_ids(self, vals_list):
@@ -239,18 +243,24 @@ class KsefnetDocument(models.Model):
     @api.model
     def _validity_of(self, doc, invoice, memo=None):
         """Validity for one document (a record, or a row about to be inserted): sales are ours by definition;
-        purchases are checked. ``memo``: a dict that keeps each buffer's names and roles for the next."""
-        buffer = doc.buffer_id
+        purchases are checked. ``memo``: a dict that keeps each buffer's names and roles for the next, and
+        the reasons already made: documents with the same reasons get the same object (grouped by it)."""
         if doc.direction == "sales" or doc.own_issued:
-            return "valid", _lt("The company is the seller.")
+            return "valid", SELLER_REASON
         if invoice is None:
-            return "review", _lt("The invoice XML cannot be read.")
+            return "review", UNREADABLE_REASON
         memo = {} if memo is None else memo
+        buffer = doc.buffer_id
         if buffer.id not in memo:
-            memo[buffer.id] = (buffer.nip, buffer._company_names(), buffer._accepted_roles())
-        nip, names, roles = memo[buffer.id]
+            memo[buffer.id] = (buffer.nip, buffer._company_names(), buffer._accepted_roles(), {})
+        nip, names, roles, made = memo[buffer.id]
         checked = check_addressed_to(invoice, nip, company_name=names, accepted_roles=roles)
-        return checked.result, Join("\n", [_validity_reason(key, params) for key, params in checked.items])
+        key = (checked.result, repr(checked.items))  # plain values: repr in C, not the parts' own reprs
+        if key not in made:
+            if len(made) > MEMO_SIZE:  # names differ per invoice ("buyer-name"): keep the memo bounded
+                made.clear()
+            made[key] = Join("\n", [_validity_reason(k, params) for k, params in checked.items])
+        return checked.result, made[key]
 
     def _classify(self, invoices=None, new=False):
         """Run the validity check and the buffer's rules on these documents and store the result.
@@ -274,8 +284,9 @@ class KsefnetDocument(models.Model):
         for buffer_id, ids in self.env.cr.fetchall():
             buffer = Buffer.browse(buffer_id)
             rules, shop_by_code = self._compiled_rules(buffer)
+            memo = {}  # what the chunks share (_classification)
             for chunk in split_every(CLASSIFY_CHUNK, ids, self.browse):
-                chunk._classify_chunk(buffer, rules, shop_by_code, invoices, new)
+                chunk._classify_chunk(buffer, rules, shop_by_code, invoices, new, memo)
                 if len(ids) > CLASSIFY_CHUNK:  # many: let what was read go before the next chunk (their XML
                     chunk.invalidate_recordset()  # was read by SQL, never cached)
         return True
@@ -296,25 +307,32 @@ class KsefnetDocument(models.Model):
         return compiled
 
     @api.model
-    def _classification(self, items, rules, shop_by_code, now=None):
+    def _classification(self, items, rules, shop_by_code, now=None, memo=None):
         """The results of ``items`` ((document, parsed invoice or None): a record, or a row about to be
         inserted) under one buffer's compiled ``rules``: ({key: (stored values, [document ids])} (identical
-        results share one dict; the matched rules are among the values), {document id: [tag ids]})."""
+        results share one dict; the matched rules are among the values), {document id: [tag ids]}).
+        ``memo``: a dict kept from one call to the next (chunks of one classification) for what they share:
+        the lines of the notes, each buffer's names and the validity reasons made."""
         Rule = self.env["ksefnet.classification.rule"].sudo()
         now = now or fields.Datetime.now()
         always = _lt("always")  # a rule without conditions
+        unassigned = _lt("No rule matched: Unassigned.")  # one object: converted once (_result_columns)
         groups = {}  # identical results share their converted messages
-        lines = {}  # (rule id, reasons): the prepared line of the note
+        memo = {} if memo is None else memo
+        lines = memo.setdefault("lines", {})  # (rule id, reasons): the prepared line of the note
+        buffers = memo.setdefault("buffers", {})
 
         def line_of(rule, why):
             """A rule's line of the note, made once and shared by every note that has it."""
             key = (rule.rule_id, repr(why))
             if key not in lines:
+                if len(lines) > MEMO_SIZE:  # a delivery id is in its line: one per invoice, kept bounded
+                    lines.clear()
                 reasons = Join(", ", [Rule._reason_part(w) for w in why]) if why else always
                 lines[key] = prepare(self.env, Join(": ", [rule.name, reasons]))
             return lines[key]
 
-        tags_of, buffers = {}, {}
+        tags_of = {}
         for doc, invoice in items:
             validity, reasons = self._validity_of(doc, invoice, buffers)
             outcome = apply_rules(
@@ -323,8 +341,9 @@ class KsefnetDocument(models.Model):
             catalog, shop, hits = outcome.catalog_id, outcome.shop_id, outcome.hits
             matched = outcome.rule_ids
             tags_of[doc.id] = outcome.tag_ids
-            # what decides the stored result, in plain values: the messages are built once per distinct result
-            key = (validity, repr(reasons), catalog, shop, tuple(matched), repr([why for _r, why in hits]))
+            # what decides the stored result: the messages are built once per distinct result. The reasons
+            # are one object per distinct text (_validity_of), each kept alive by the group it starts
+            key = (validity, id(reasons), catalog, shop, tuple(matched), repr([why for _r, why in hits]))
             group = groups.get(key)
             if group is None:
                 values = {
@@ -340,7 +359,7 @@ class KsefnetDocument(models.Model):
                     notes = [line_of(rule, why) for rule, why in hits]
                     values.update(joined_columns("classification_note", "\n", notes))
                 else:
-                    values["classification_note"] = _lt("No rule matched: Unassigned.")
+                    values["classification_note"] = unassigned
                 group = groups[key] = (values, [])
             group[1].append(doc.id)
         return groups, tags_of
@@ -359,7 +378,7 @@ class KsefnetDocument(models.Model):
         rows = {row[0]: dict(zip(CLASSIFIED_FIELDS, row, strict=True)) for row in self.env.cr.fetchall()}
         return [rows[doc_id] for doc_id in self.ids]
 
-    def _classify_chunk(self, buffer, rules, shop_by_code, invoices, new=False):
+    def _classify_chunk(self, buffer, rules, shop_by_code, invoices, new=False, memo=None):
         """:meth:`_classify` for documents of one ``buffer``, with its compiled ``rules``."""
         now = fields.Datetime.now()
         rows = self._classified_values()
@@ -369,7 +388,7 @@ class KsefnetDocument(models.Model):
             (_NewDocument(row, buffer), invoices.get(row["id"]) or _parse(raw.get(row["xml_attachment_id"])))
             for row in rows
         ]
-        groups, tags_of = self._classification(items, rules, shop_by_code, now)
+        groups, tags_of = self._classification(items, rules, shop_by_code, now, memo)
         Documents = self.sudo()
         touched = {
             "classified_at": now,

@@ -133,6 +133,39 @@ class TestClassification(DocumentsCase):
         as_factor.action_reclassify()
         self.assertEqual(as_factor.validity, "valid", "the accepted roles are the buffer's setting")
 
+    def test_documents_with_different_reasons_classified_together_keep_their_own(self):
+        """Classified at once, in chunks that share what they made (the reasons, the notes' lines), with that
+        memo cleared on the way: each document gets what it gets classified alone."""
+        from unittest.mock import patch
+
+        from ..models import ksefnet_document
+
+        docs = self.Document.browse()
+        for i in range(4):
+            docs |= self.generated(seller_nip="9999999999" if i % 2 else "7740001454")
+            docs |= self.generated(buyer_nip=f"77400014{54 + i}")
+            docs |= self.generated(
+                buyer_nip="7740001454", third_parties=(ThirdParty(nip=US, role=i % 3 + 1),)
+            )
+
+        def results():
+            docs.invalidate_recordset()
+            return [(d.validity, d.validity_reasons, d.catalog_id, d.classification_note) for d in docs]
+
+        alone = []
+        for doc in docs:
+            doc._classify()
+            doc.invalidate_recordset()
+            alone.append((doc.validity, doc.validity_reasons, doc.catalog_id, doc.classification_note))
+        self.assertGreaterEqual(len({r[1] for r in alone}), 4, "distinct reasons among them")
+        docs.sudo().write({"catalog_id": False, "validity": False, "validity_reasons": False})
+        with (
+            patch.object(ksefnet_document, "CLASSIFY_CHUNK", 5),
+            patch.object(ksefnet_document, "MEMO_SIZE", 2),
+        ):
+            docs._classify()
+        self.assertEqual(results(), alone)
+
     def test_rule_test_button_and_reclassification_after_a_change(self):
         doc = self.generated(buyer_address=("ul. Polna 1", "00-001 Warszawa"))
         self.assertEqual(doc.catalog_id, self.cat_waw)
