@@ -71,20 +71,30 @@ def insert_records(model, vals_list):
     columns = given + sorted(defaults)
     now = model.env.cr.now()
     uid = model.env.uid
-    fields_ = [model._fields[name] for name in columns]
+    # per column: the field, its value when not set, and the memo of its text values' conversions (for a
+    # field whose conversion depends on the value alone: the buffer, the state, the source, the shop...
+    # repeat in every row of a batch)
+    specs = [
+        (field, False if field.type == "boolean" else None, {} if _value_alone(field) else None)
+        for field in (model._fields[name] for name in columns)
+    ]
     rows = []
-    empty = [False if field.type == "boolean" else None for field in fields_]  # a value not set, as a column
+    stamps = (uid, now, uid, now)
     for vals in vals_list:
         stored = dict(defaults, **vals) if defaults else vals
-        rows.append(
-            tuple(
-                blank
-                if (value := stored.get(field.name)) is None or value is False
-                else field.convert_to_column_insert(value, model, stored)
-                for field, blank in zip(fields_, empty, strict=True)
-            )
-            + (uid, now, uid, now)
-        )
+        row = []
+        for field, blank, memo in specs:
+            value = stored.get(field.name)
+            if value is None or value is False:
+                row.append(blank)
+            elif memo is not None and type(value) is str:
+                converted = memo.get(value, memo)
+                if converted is memo:
+                    converted = memo[value] = field.convert_to_column_insert(value, model, stored)
+                row.append(converted)
+            else:
+                row.append(field.convert_to_column_insert(value, model, stored))
+        rows.append((*row, *stamps))
     model.flush_model()  # what is pending for this table goes first, as with create
     if "id" in columns:
         ids = [vals["id"] for vals in vals_list]
@@ -119,6 +129,16 @@ def insert_records(model, vals_list):
                   replace=False, new=True)  # fmt: skip
     records._validate_fields(columns + links)  # the model's Python constraints, as after create
     return records
+
+
+#: the field types whose column value of a text depends on that text alone (not on the record, the other
+#: values of its row, the company or the language), unless translated or company-dependent
+VALUE_ALONE_TYPES = frozenset({"char", "text", "selection"})
+
+
+def _value_alone(field):
+    """Whether ``field``'s column value of a text is a function of that text alone (see VALUE_ALONE_TYPES)."""
+    return field.type in VALUE_ALONE_TYPES and not field.translate and not field.company_dependent
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})

@@ -84,6 +84,32 @@ class TestBulkInserts(TransactionCase):
         self.assertEqual(fallback.last_message, awkward)
         self.assertEqual(self._stored(fallback), self._stored(doc))
 
+    def test_a_text_shared_by_rows_is_converted_once_as_its_field_converts_it(self):
+        """The state, source and currency repeat in every row of a batch: each distinct text is converted
+        once, by its field, and every row gets that field's own result (a Char's size cut included); a wrong
+        selection value is still refused, also after a right one; translated fields are not memoised."""
+        state = self.Document._fields["state"]
+        rows = [
+            dict(self.Document._message_vals(self._values(f"memo{i}")), currency_code="PLNX")
+            for i in range(3)
+        ]
+        with patch.object(type(state), "convert_to_column_insert", autospec=True,
+                          side_effect=type(state).convert_to_column_insert) as converted:  # fmt: skip
+            docs = insert_records(self.Document, rows)
+        self.assertEqual([c.args[1] for c in converted.call_args_list].count("waiting"), 1)
+        docs.invalidate_recordset()
+        self.assertEqual(docs.mapped("state"), ["waiting"] * 3)
+        self.assertEqual(docs.mapped("currency_code"), ["PLN"] * 3)  # size=3, for every row
+        wrong = [
+            rows[0] | {"external_ref": "memo-ok"},
+            rows[0] | {"external_ref": "memo-bad", "state": "nope"},
+        ]
+        with self.assertRaises(ValueError), self.env.cr.savepoint():
+            insert_records(self.Document, wrong)
+        self.assertFalse(self.Document.search([("external_ref", "in", ["memo-ok", "memo-bad"])]))
+        self.assertTrue(ksefnet_bulk._value_alone(self.Document._fields["external_ref"]))
+        self.assertFalse(ksefnet_bulk._value_alone(self.env["ir.ui.menu"]._fields["name"]))  # translated
+
     def test_only_plain_columns_are_accepted(self):
         for wrong in ({"event_ids": []}, {"invoice_html": "x"}, {"create_uid": 1}, {"no_such_field": 1}):
             with self.subTest(wrong), self.assertRaises(ValueError):
