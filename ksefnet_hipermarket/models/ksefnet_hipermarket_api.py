@@ -140,6 +140,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
             ksefnet_defer_trigger=True,
             ksefnet_hm_buffers={},
             ksefnet_hm_shops={},
+            ksefnet_hm_user_shops=frozenset(self.env.user.sudo()._ksefnet_hm_shops()),  # read once a call
             ksefnet_hm_known={},
             ksefnet_rules_memo={},  # the classification rules compiled once a call
         )
@@ -340,7 +341,9 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 "format",
                 _("shop_code must be a text of 1 to 32 letters, digits, dots, dashes or underscores."),
             )
-        shops = self.env.user.sudo()._ksefnet_hm_shops()
+        shops = self.env.context.get("ksefnet_hm_user_shops")
+        if shops is None:
+            shops = self.env.user.sudo()._ksefnet_hm_shops()
         if shops and shop not in shops:
             raise _Refused(
                 "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop or "-")
