@@ -33,7 +33,9 @@ class KsefnetClassificationNote(models.Model):
     def _ids_of(self, notes):
         """The ids of ``notes`` (a list of (English text, template or False)), in order, storing the ones not
         stored yet. Each note used is locked against :meth:`_gc_unused` until this transaction ends."""
-        keys = [_key(source, template) for source, template in notes]
+        # each template's JSON is made once: its canonical text gives the key and is what a new note stores
+        templates = [_canonical(template or None) for _source, template in notes]
+        keys = [_key_of(source, text) for (source, _template), text in zip(notes, templates, strict=True)]
         cr = self.env.cr
         ids = {}
         wanted = list(dict.fromkeys(keys))
@@ -41,7 +43,11 @@ class KsefnetClassificationNote(models.Model):
             "SELECT key, id FROM ksefnet_classification_note WHERE key = ANY(%s) FOR KEY SHARE", [wanted]
         )
         ids.update(cr.fetchall())
-        missing = {key: note for key, note in zip(keys, notes, strict=True) if key not in ids}
+        missing = {
+            key: (source, template if note_template else None)
+            for key, (source, note_template), template in zip(keys, notes, templates, strict=True)
+            if key not in ids
+        }
         if missing:
             cr.execute(
                 "INSERT INTO ksefnet_classification_note (key, source, template) "
@@ -50,7 +56,7 @@ class KsefnetClassificationNote(models.Model):
                 [
                     list(missing),
                     [source or None for source, _template in missing.values()],
-                    [json.dumps(template) if template else None for _source, template in missing.values()],
+                    [template for _source, template in missing.values()],
                 ],
             )
             ids.update(cr.fetchall())
@@ -82,7 +88,18 @@ class KsefnetClassificationNote(models.Model):
             _logger.info("Unused classification notes kept for the next run (one came into use meanwhile)")
 
 
+def _canonical(value):
+    """``value`` as canonical JSON (keys sorted, no spaces)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _key(source, template):
     """The identity of a note: its text and its template, as canonical JSON."""
-    data = json.dumps([source or "", template or None], sort_keys=True, separators=(",", ":"))
+    return _key_of(source, _canonical(template or None))
+
+
+def _key_of(source, template_json):
+    """:func:`_key` of a note whose template is given as its canonical JSON (:func:`_canonical`): the same
+    text, the list [source, template] as canonical JSON, made without encoding the template again."""
+    data = f"[{_canonical(source or '')},{template_json}]"
     return hashlib.sha256(data.encode()).hexdigest()

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 from odoo.tests import tagged
@@ -251,6 +252,12 @@ class TestClassification(DocumentsCase):
         self.assertIn("Main supplier", first.classification_note)
         self.assertEqual(first.classification_note_id, second.classification_note_id, "stored once")
         self.assertEqual(first.classification_note_source, first.classification_note_id.source)
+        # its key is the digest of [text, template] as canonical JSON, as notes stored earlier have it (they
+        # are found again after an upgrade)
+        note = first.classification_note_id
+        canonical = json.dumps([note.source, note.template], sort_keys=True, separators=(",", ":"))
+        self.assertEqual(note.key, hashlib.sha256(canonical.encode()).hexdigest())
+        self.assertTrue(note.template)
         other = self.generated()
         self.assertNotEqual(other.classification_note_id, first.classification_note_id)
         notes = Note.search_count([])
