@@ -35,7 +35,7 @@ class KsefnetClassificationNote(models.Model):
         stored yet. Each note used is locked against :meth:`_gc_unused` until this transaction ends."""
         # each template's JSON is made once: its canonical text gives the key and is what a new note stores
         templates = [_canonical(template or None) for _source, template in notes]
-        keys = [_key_of(source, text) for (source, _template), text in zip(notes, templates, strict=True)]
+        keys = [_key(source, text) for (source, _template), text in zip(notes, templates, strict=True)]
         cr = self.env.cr
         ids = {}
         wanted = list(dict.fromkeys(keys))
@@ -93,13 +93,8 @@ def _canonical(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _key(source, template):
-    """The identity of a note: its text and its template, as canonical JSON."""
-    return _key_of(source, _canonical(template or None))
-
-
-def _key_of(source, template_json):
-    """:func:`_key` of a note whose template is given as its canonical JSON (:func:`_canonical`): the same
-    text, the list [source, template] as canonical JSON, made without encoding the template again."""
+def _key(source, template_json):
+    """The identity of a note: the digest of [text, template] as canonical JSON, the template given as its
+    canonical JSON already (:func:`_canonical`, so that it is not encoded again)."""
     data = f"[{_canonical(source or '')},{template_json}]"
     return hashlib.sha256(data.encode()).hexdigest()
