@@ -127,8 +127,25 @@ def insert_records(model, vals_list):
     for name in links:  # the many2many links of the new records: nothing to compare with
         set_links(records, name, {r: vals[name] for r, vals in zip(ids, vals_list, strict=True) if vals.get(name)},
                   replace=False, new=True)  # fmt: skip
-    records._validate_fields(columns + links)  # the model's Python constraints, as after create
+    # the model's Python constraints, as after create, reading the values just written from the cache (as
+    # create caches them), not by a query of every column of the new rows
+    constrained = {name for check in model._constraint_methods for name in check._constrains}
+    _cache_given(records, [name for name in given if name in constrained], vals_list)
+    records._validate_fields(columns + links)
     return records
+
+
+def _cache_given(records, names, vals_list):
+    """Put the given values of fields ``names`` of the new ``records`` (one dict of ``vals_list`` each) into
+    the cache, as ``create`` does; fields whose cached value depends on more than the value (translated,
+    company dependent, x2many, binary) are left to be read."""
+    for name in names:
+        field = records._fields[name]
+        if field.translate or field.company_dependent or field.type in ("one2many", "many2many", "binary"):
+            continue
+        records.env.cache.update(
+            records, field, [field.convert_to_cache(vals.get(name, False), records) for vals in vals_list]
+        )
 
 
 #: the field types whose column value of a text depends on that text alone (not on the record, the other
@@ -175,9 +192,12 @@ def copy_text(rows):
 
 def reserve_ids(model, count):
     """``count`` new ids of ``model``'s table, from its own sequence: records that refer to each other (a
-    document and its XML attachment) are then inserted once each, with no UPDATE afterwards."""
+    document and its XML attachment) are then inserted once each, with no UPDATE afterwards. The sequence is
+    looked up once (the subquery, kept apart by OFFSET 0), not once per id."""
     model.env.cr.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [model._table, count]
+        "SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq OFFSET 0) AS s, "
+        "generate_series(1, %s)",
+        [model._table, count],
     )
     return [row[0] for row in model.env.cr.fetchall()]
 

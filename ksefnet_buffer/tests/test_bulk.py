@@ -122,6 +122,7 @@ class TestBulkInserts(TransactionCase):
         self.assertEqual(doc.event_ids.mapped("message"), ["first"])  # the cache was invalidated
         self.assertEqual(doc.event_ids.company_id, self.buffer.company_id)
         ids = reserve_ids(self.Document, 2)
+        self.assertEqual(len(set(ids)), 2)
         plain = self.Document._message_vals
         docs = insert_records(self.Document, [dict(plain(self._values(f"r{i}")), id=i) for i in ids])
         self.assertEqual(docs.ids, ids)
@@ -225,6 +226,31 @@ class TestBulkInserts(TransactionCase):
                     }
                 ],
             )
+
+    def test_the_constraints_read_the_written_values_not_the_rows(self):
+        """Checking ir.attachment's constraint (res_model, res_id) of new rows reads no row back: the values
+        written are in the cache, as after create, and equal what the database holds."""
+        from odoo.sql_db import Cursor
+
+        doc = self.Document.create(self.Document._message_vals(self._values("cached")))
+        Attachment = self.env["ir.attachment"].sudo()
+        rows = [
+            {"name": f"a{i}.xml", "type": "binary", "res_model": doc._name, "res_id": doc.id}
+            for i in range(3)
+        ]
+        seen, execute = [], Cursor.execute
+
+        def spy(cr, query, params=None, log_exceptions=True):
+            seen.append(str(getattr(query, "code", query)))
+            return execute(cr, query, params, log_exceptions)
+
+        with patch.object(Cursor, "execute", spy):
+            attachments = insert_records(Attachment, rows)
+        self.assertFalse([q for q in seen if q.lstrip().startswith("SELECT") and "ir_attachment" in q], seen)
+        cached = [(a.res_model, a.res_id) for a in attachments]
+        attachments.invalidate_recordset()
+        self.assertEqual(cached, [(a.res_model, a.res_id) for a in attachments])
+        self.assertEqual(cached, [(doc._name, doc.id)] * 3)
 
     def test_an_upgrade_replaces_the_indexes_fields_no_longer_ask_for(self):
         """A database from before: next_retry_at indexed with its NULLs, direction indexed. init drops both and
