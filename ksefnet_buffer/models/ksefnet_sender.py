@@ -110,30 +110,42 @@ class KsefnetSender(models.AbstractModel):
     def _trigger(self, at=None):
         """Have the sending crons run now (or at ``at``).
 
-        Each cron gets its trigger, but the cron workers are woken (NOTIFY, which Odoo sends after the commit
+        Each cron gets its trigger, unless one is due already (it runs once for all, then deletes every
+        trigger that was due), and the cron workers are woken (NOTIFY, which Odoo sends after the commit
         over a new connection to the ``postgres`` database) once, and only when no trigger of these crons
         is already due: one notification wakes every cron thread, and a thread runs every job that is due
         before it sleeps again, so a due trigger means they are awake already. A steady flow of HiperMarket
-        calls thus writes its triggers without opening a connection per call."""
-        crons = self.env["ir.cron"].sudo()
-        for xmlid in SEND_CRONS:
-            crons |= self.env.ref(xmlid, raise_if_not_found=False) or crons
-        crons = crons.filtered("active")
-        if not crons:
+        calls thus costs one query a call, with no trigger written and no connection opened per call."""
+        Cron = self.env["ir.cron"].sudo()
+        ids = [self.env["ir.model.data"]._xmlid_to_res_id(xmlid) for xmlid in SEND_CRONS]  # cached lookups
+        ids = [cron_id for cron_id in ids if cron_id]
+        if not ids:
             return
         if at is not None:
-            for cron in crons:
+            for cron in Cron.browse(ids).exists().filtered("active"):
                 cron._trigger(at)
             return
         now = fields.Datetime.now()
+        Cron.flush_model(["active"])
+        self.env["ir.cron.trigger"].flush_model()
         self.env.cr.execute(  # this transaction's own triggers count too: their notification is on its way
-            "SELECT 1 FROM ir_cron_trigger WHERE cron_id = ANY(%s) AND call_at <= %s LIMIT 1",
-            [crons.ids, now],
+            """
+            SELECT c.id, EXISTS (SELECT 1 FROM ir_cron_trigger t WHERE t.cron_id = c.id AND t.call_at <= %s)
+              FROM ir_cron c
+             WHERE c.id = ANY(%s) AND c.active
+             ORDER BY array_position(%s, c.id)
+            """,
+            [now, ids, ids],
         )
-        if self.env.cr.fetchone() is None:
-            crons[0]._trigger()  # its trigger, and the notification after the commit
-            crons = crons[1:]
-        self.env["ir.cron.trigger"].sudo().create([{"cron_id": cron.id, "call_at": now} for cron in crons])
+        due = dict(self.env.cr.fetchall())
+        idle = [cron_id for cron_id, has_due in due.items() if not has_due]
+        if idle and not any(due.values()):
+            Cron.browse(idle[0])._trigger()  # its trigger, and the notification after the commit
+            idle = idle[1:]
+        if idle:
+            self.env["ir.cron.trigger"].sudo().create(
+                [{"cron_id": cron_id, "call_at": now} for cron_id in idle]
+            )
 
     @api.model
     def _cron_send(self):

@@ -270,8 +270,14 @@ class TestWakingTheSender(TransactionCase):
             sorted(Trigger.search([("cron_id", "in", crons.ids)]).cron_id.ids), sorted(crons.ids)
         )
         self.assertEqual(self._notifications(), 1, "one NOTIFY wakes every cron thread")
-        Sender._trigger()  # a trigger is due already: the workers are awake
-        self.assertEqual(Trigger.search_count([("cron_id", "in", crons.ids)]), 2 * len(crons))
+        Sender._trigger()  # a trigger of each is due already: the workers are awake, nothing to add
+        self.assertEqual(Trigger.search_count([("cron_id", "in", crons.ids)]), len(crons))
+        self.assertEqual(self._notifications(), 1)
+        Trigger.search([("cron_id", "=", crons[0].id)]).unlink()  # the first cron ran, the other not yet
+        Sender._trigger()  # the first gets its trigger again; the other's due one wakes the workers
+        self.assertEqual(
+            sorted(Trigger.search([("cron_id", "in", crons.ids)]).cron_id.ids), sorted(crons.ids)
+        )
         self.assertEqual(self._notifications(), 1)
         Trigger.search([("cron_id", "in", crons.ids)]).unlink()  # they ran
         Sender._trigger()
@@ -281,3 +287,9 @@ class TestWakingTheSender(TransactionCase):
         self.assertEqual(
             Trigger.search_count([("cron_id", "in", crons.ids), ("call_at", "=", later)]), len(crons)
         )
+        crons[1].active = False  # an inactive cron gets no trigger
+        Trigger.search([("cron_id", "in", crons.ids)]).unlink()
+        Sender._trigger()
+        self.assertEqual(self._notifications(), 3)
+        self.assertEqual(Trigger.search([("cron_id", "in", crons.ids)]).cron_id, crons[0])
+        crons[1].active = True
