@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from .fa3 import Address, Invoice, Party
 
@@ -35,9 +35,11 @@ def fold(text: str | None) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
+@lru_cache(maxsize=4096)
 def normalize_address(text: str | None) -> str:
     """An address line reduced for comparison: folded, street words ("ul.", "al.") and punctuation dropped,
-    postal codes written 00-000, single spaces."""
+    postal codes written 00-000, single spaces. Memoised: a text alone decides it, and the same addresses
+    (the shops', the company's) come back on invoice after invoice."""
     folded = _POSTAL.sub(r" \1-\2 ", fold(text))
     folded = _STREET_WORDS.sub(" ", folded)
     parts = [p for p in re.split(r"[^0-9a-z-]+", folded) if p and p != "-"]
