@@ -6,7 +6,8 @@ Starts an Odoo 18 server (ODOO_PATH, default /opt/odoo) with the addons on a scr
 through the reference client (tools/hipermarket_client.py) with an API key: each invoice is validated
 (FA(3) schema and KSeF's rules), stored with its XML, classified, and queued. Sending is switched off so the
 figure is the submission alone. The bare baseline in the same run creates the same number of records holding
-the same XML (ir.attachment) over the same XML-RPC endpoint in batches of the same size, with no validation.
+the same XML (ir.attachment) over the same XML-RPC endpoint in batches of the same size, with no validation;
+the two take turns batch by batch, so that both meet the same moments of the machine.
 It also prints what validation alone costs (the floor above the bare create), and how much the peak memory
 of the Odoo process grows when the same invoices come in batches of 100 and of 500 (``--memory-batches``),
 beside the bare create's own growth at that batch size.
@@ -75,17 +76,23 @@ def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def bare_create(url: str, db: str, key: str, xmls: list[bytes], batch: int, prefix: str) -> None:
-    """The baseline: records holding the same XML (ir.attachment), created over the same XML-RPC endpoint in
-    batches of the same size, with no validation."""
-    models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object")
-    uid = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").authenticate(db, "admin", key, {})
-    for offset in range(0, len(xmls), batch):
-        records = [
-            {"name": f"{prefix}-{offset + i}.xml", "datas": base64.b64encode(x).decode(), "mimetype": "application/xml"}
-            for i, x in enumerate(xmls[offset : offset + batch])
-        ]  # fmt: skip
-        models.execute_kw(db, uid, key, "ir.attachment", "create", [records])
+class BareCreate:
+    """The baseline: records holding the same XML (ir.attachment), created over the same XML-RPC endpoint
+    (authenticated once, as the HiperMarket client is) in batches of the same size, with no validation."""
+
+    def __init__(self, url: str, db: str, key: str) -> None:
+        self.db, self.key = db, key
+        self.models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object")
+        self.uid = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").authenticate(db, "admin", key, {})
+
+    def create_all(self, xmls: list[bytes], batch: int, prefix: str) -> None:
+        for offset in range(0, len(xmls), batch):
+            records = [
+                {"name": f"{prefix}-{offset + i}.xml", "datas": base64.b64encode(x).decode(),
+                 "mimetype": "application/xml"}
+                for i, x in enumerate(xmls[offset : offset + batch])
+            ]  # fmt: skip
+            self.models.execute_kw(self.db, self.uid, self.key, "ir.attachment", "create", [records])
 
 
 def memory_growth(count: int, batch: int, bare: bool) -> tuple[dict[str, int], dict[str, int], list[float]]:
@@ -96,11 +103,12 @@ def memory_growth(count: int, batch: int, bare: bool) -> tuple[dict[str, int], d
     try:
         url, keys = start_stack(odoo)
         hm = HiperMarketClient(url, odoo.db, "hipermarket", keys["HMKEY"])
+        baseline = BareCreate(url, odoo.db, keys["ADMINKEY"])
         xmls = [sample_invoice(seller_nip=NIP, number=f"FV/MEM/{i}") for i in range(count + batch)]
 
         def send(share, prefix):
             if bare:
-                bare_create(url, odoo.db, keys["ADMINKEY"], share, batch, prefix)
+                baseline.create_all(share, batch, prefix)
             else:
                 submit_all(hm, share, batch, prefix)
 
@@ -157,12 +165,21 @@ def main() -> None:
             fa3.validate(xml)
         validation = time.perf_counter() - started  # what the bare create does not do: checking the invoice
         hm = HiperMarketClient(url, odoo.db, "hipermarket", keys["HMKEY"])
-        start = time.perf_counter()
-        accepted = submit_all(hm, xmls, args.batch, "HM")
-        api = time.perf_counter() - start
-        start = time.perf_counter()
-        bare_create(url, odoo.db, keys["ADMINKEY"], xmls, args.batch, "bare")
-        bare = time.perf_counter() - start
+        baseline = BareCreate(url, odoo.db, keys["ADMINKEY"])
+        # batch by batch, the submission and the bare create in turn (each going first every other batch):
+        # both meet the same moments of a machine whose speed varies from one minute to the next
+        api = bare = 0.0
+        accepted = 0
+        for number, offset in enumerate(range(0, args.invoices, args.batch)):
+            chunk = xmls[offset : offset + args.batch]
+            for name in ("api", "bare")[:: 1 if number % 2 == 0 else -1]:
+                start = time.perf_counter()
+                if name == "api":
+                    accepted += submit_all(hm, chunk, args.batch, f"HM{offset}")
+                    api += time.perf_counter() - start
+                else:
+                    baseline.create_all(chunk, args.batch, f"bare{offset}")
+                    bare += time.perf_counter() - start
     finally:
         odoo.drop()
     n = args.invoices
