@@ -184,6 +184,14 @@ def main() -> None:
         f"  the same rules again (every result stays, only the time of classification is written): "
         f"{n / again:8.1f} documents/s, ratio {again / base:.2f}x"
     )
+    print(
+        "  each run (s): classification "
+        + ", ".join(f"{t:.2f}" for t in firsts)
+        + "; again "
+        + ", ".join(f"{t:.2f}" for t in agains)
+        + "; bare matcher "
+        + ", ".join(f"{t:.2f}" for t in bases)
+    )
 
 
 if __name__ == "__main__":
