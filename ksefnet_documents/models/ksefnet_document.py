@@ -299,8 +299,11 @@ class KsefnetDocument(models.Model):
         memo = self.env.context.get("ksefnet_rules_memo")
         if memo is not None and buffer.id in memo:
             return memo[buffer.id]
-        shops = self.env["ksefnet.shop"].sudo().search([("buffer_id", "=", buffer.id)])
-        rules = self.env["ksefnet.classification.rule"].sudo().search([("buffer_id", "=", buffer.id)])
+        # the active rules and shops only, whatever the caller's context: the intake stores its documents
+        # with archived ones in view (active_test=False), and an archived rule must not file them
+        env = self.with_context(active_test=True).sudo().env
+        shops = env["ksefnet.shop"].search([("buffer_id", "=", buffer.id)])
+        rules = env["ksefnet.classification.rule"].search([("buffer_id", "=", buffer.id)])
         compiled = rules._compile(shops), {s.code: s.id for s in shops}
         if memo is not None:
             memo[buffer.id] = compiled

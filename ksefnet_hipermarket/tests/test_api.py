@@ -60,6 +60,30 @@ class TestHipermarketApi(KsefSimulatorCase):
         )
         self.assertIn(sent["ksef_number"], refused["error"]["message"])
 
+    def test_archived_rules_and_shops_do_not_classify_submitted_invoices(self):
+        """The HiperMarket API stores its documents with archived ones in view (a document id is one, archived
+        or not); the classification of what it stores uses the active rules and shops only."""
+        catalog = self.env["ksefnet.catalog"].create({"name": "Wszystko", "buffer_id": self.buffer.id})
+        rule = self.env["ksefnet.classification.rule"].create(
+            {"name": "Zawsze", "buffer_id": self.buffer.id, "catalog_id": catalog.id}
+        )
+        shop = self.env["ksefnet.shop"].create(
+            {"name": "Sklep 12", "code": "SKLEP12", "buffer_id": self.buffer.id}
+        )
+        rule.action_archive()
+        shop.action_archive()
+        Document = self.env["ksefnet.document"]
+        (result,) = self.api().submit([self.item("HM-ARCH-1", self.invoice(number="FV/HM/ARCH/1"))])
+        self.assertTrue(result["ok"], result)
+        doc = Document.browse(result["id"])
+        self.assertEqual((doc.catalog_id, doc.shop_id), (catalog.browse(), shop.browse()))
+        rule.action_unarchive()
+        shop.action_unarchive()
+        (result,) = self.api().submit([self.item("HM-ARCH-2", self.invoice(number="FV/HM/ARCH/2"))])
+        self.assertTrue(result["ok"], result)
+        doc = Document.browse(result["id"])
+        self.assertEqual((doc.catalog_id, doc.shop_id), (catalog, shop))
+
     def test_invalid_input_gets_a_clear_error_and_the_rest_of_the_batch_goes_on(self):
         broken = self.invoice().replace(b"<P_15>", b"<P_15>x", 1)
         results = self.api().submit(
