@@ -17,6 +17,13 @@ from .ksefnet_shop import _lines, _the_only_buffer
 
 _lt = LazyTranslate(__name__)
 
+#: what a compiled rule is made of (see KsefnetClassificationRule._compile)
+COMPILED_FIELDS = (
+    "name", "direction", "invoice_kind_ids", "seller_nips", "amount_min", "amount_max", "validity",
+    "text_field", "text_value", "address_match", "address_shop_id", "gln_match", "gln_values",
+    "delivery_match", "delivery_patterns", "catalog_id", "shop_action", "shop_id", "tag_ids", "stop",
+)  # fmt: skip
+
 #: ksefnet_core.rules.TEXT_FIELDS, labelled
 _TEXT_LABELS = {
     "invoice_number": "Invoice number",
@@ -108,44 +115,65 @@ class KsefnetClassificationRule(models.Model):
 
     # -- evaluation ----------------------------------------------------------------------------------------
     def _compile(self, shops):
-        """Plain-Python form of the rules (read from the database once per classification run)."""
+        """Plain-Python form of the rules (read from the database once per classification run, and once per
+        call of the HiperMarket API). Their columns are read at once and taken from the cache as plain values
+        (ids for relations): through a record attribute per rule and field, 200 rules took 12-14 ms."""
         compiled_shops = [
             engine.Shop(s.id, s.code, s._address(), frozenset(s._glns()), tuple(s._delivery_patterns()))
             for s in shops
         ]
         by_id = {s.shop_id: s for s in compiled_shops}
-        return [
-            engine.Rule(
-                rule_id=rule.id,
-                name=rule.name,
-                direction=rule.direction,
-                kinds=frozenset(rule.invoice_kind_ids.mapped("code")),
-                seller_nips=frozenset(_lines(rule.seller_nips)),
-                amount_min=rule.amount_min,
-                amount_max=rule.amount_max,
-                validity=rule.validity,
-                text_field=rule.text_field if rule.text_value else False,
-                text_value=(rule.text_value or "").lower(),
-                address_shops=(
-                    ([by_id[rule.address_shop_id.id]] if rule.address_shop_id.id in by_id else [])
-                    if rule.address_match == "shop"
-                    else compiled_shops
+        self.fetch(COMPILED_FIELDS)
+        kinds = self.invoice_kind_ids.grouped("id")  # every rule's invoice kinds, read at once
+        compiled = []
+        for rule in self._plain_rows(COMPILED_FIELDS):
+            address_shops = None
+            if rule["address_match"] == "shop":
+                shop_id = rule["address_shop_id"]
+                address_shops = [by_id[shop_id]] if shop_id in by_id else []
+            elif rule["address_match"] != "none":
+                address_shops = compiled_shops
+            compiled.append(
+                engine.Rule(
+                    rule_id=rule["id"],
+                    name=rule["name"],
+                    direction=rule["direction"],
+                    kinds=frozenset(kinds[kind_id].code for kind_id in rule["invoice_kind_ids"]),
+                    seller_nips=frozenset(_lines(rule["seller_nips"])),
+                    amount_min=rule["amount_min"],
+                    amount_max=rule["amount_max"],
+                    validity=rule["validity"],
+                    text_field=rule["text_field"] if rule["text_value"] else False,
+                    text_value=(rule["text_value"] or "").lower(),
+                    address_shops=address_shops,
+                    gln_match=rule["gln_match"],
+                    gln_values=frozenset(_lines(rule["gln_values"])),
+                    delivery_match=rule["delivery_match"],
+                    delivery_patterns=tuple(_lines(rule["delivery_patterns"])),
+                    shops=compiled_shops,
+                    catalog_id=rule["catalog_id"],
+                    shop_action=rule["shop_action"],
+                    shop_id=rule["shop_id"],
+                    tag_ids=tuple(rule["tag_ids"]),
+                    stop=rule["stop"],
                 )
-                if rule.address_match != "none"
-                else None,
-                gln_match=rule.gln_match,
-                gln_values=frozenset(_lines(rule.gln_values)),
-                delivery_match=rule.delivery_match,
-                delivery_patterns=tuple(_lines(rule.delivery_patterns)),
-                shops=compiled_shops,
-                catalog_id=rule.catalog_id.id,
-                shop_action=rule.shop_action,
-                shop_id=rule.shop_id.id,
-                tag_ids=tuple(rule.tag_ids.ids),
-                stop=rule.stop,
             )
-            for rule in self
-        ]
+        return compiled
+
+    def _plain_rows(self, names):
+        """{field: value} of each rule, in order, from the cache (after :meth:`fetch`): False where the ORM
+        gives False, ids for a many2one (False when empty), tuples of ids for a many2many."""
+        columns = {"id": list(self._ids)}
+        for name in names:
+            field = self._fields[name]
+            values = list(self.env.cache.get_until_miss(self, field))
+            if len(values) != len(self):  # not all in the cache (cannot be after fetch): through the ORM
+                values = [field.convert_to_cache(rule[name], rule) for rule in self]
+            if field.type == "many2many":
+                columns[name] = [tuple(v or ()) for v in values]
+            else:
+                columns[name] = [False if v is None else v for v in values]
+        return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
     def _reason_part(self, reason):
         """A matched condition, as a message part (shown in the reader's language)."""
