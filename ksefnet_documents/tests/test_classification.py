@@ -54,6 +54,39 @@ class TestClassification(DocumentsCase):
                  tag_ids=[(6, 0, cls.tag_kor.ids)])  # fmt: skip
         cls.rule("Main supplier", 30, seller_nips="9999999999", tag_ids=[(6, 0, cls.tag_main.ids)])
 
+    def test_compiled_rules_take_what_the_orm_reads(self):
+        """_compile takes the rules' values from the cache: for every field it uses, the same as a record's
+        attribute gives (False for empty values, ids for relations), the rules in their order."""
+        from ..models.ksefnet_classification_rule import COMPILED_FIELDS
+
+        Rule = self.env["ksefnet.classification.rule"].sudo()
+        self.rule("Text and amounts", 40, text_field="seller_name", text_value="Hurt", amount_min=10.5,
+                  amount_max=99.99, direction="purchase", gln_match="value", gln_values="5901234000011",
+                  address_match="any_shop", shop_action="set", shop_id=self.krk.id)  # fmt: skip
+        rules = Rule.search([("buffer_id", "=", self.buffer.id)])
+        self.assertGreaterEqual(len(rules), 8)
+        self.env.invalidate_all()
+        rows = rules._plain_rows(COMPILED_FIELDS)
+        for rule, row in zip(rules, rows, strict=True):
+            self.assertEqual(row["id"], rule.id)
+            for name in COMPILED_FIELDS:
+                value = rule[name]
+                if rule._fields[name].type == "many2many":
+                    value = tuple(value.ids)
+                elif rule._fields[name].type == "many2one":
+                    value = value.id or False
+                self.assertEqual(row[name], value, f"{rule.name}: {name}")
+        compiled = {c.rule_id: c for c in rules._compile(self.env["ksefnet.shop"].search([]))}
+        corrections = compiled[rules.filtered(lambda r: r.name == "Corrections").id]
+        self.assertEqual(corrections.kinds, frozenset({"KOR", "KOR_ZAL", "KOR_ROZ"}))
+        self.assertEqual(corrections.tag_ids, tuple(self.tag_kor.ids))
+        text = compiled[rules.filtered(lambda r: r.name == "Text and amounts").id]
+        self.assertEqual((text.text_field, text.text_value), ("seller_name", "hurt"))
+        self.assertEqual((text.amount_min, text.amount_max, text.shop_id), (10.5, 99.99, self.krk.id))
+        self.assertEqual(len(text.address_shops), 2)  # any shop: all of them
+        warsaw = compiled[rules.filtered(lambda r: r.name == "Warsaw shop").id]
+        self.assertEqual([s.shop_id for s in warsaw.address_shops], [self.waw.id])
+
     def test_every_mf_sample_lands_where_the_rules_say(self):
         names = sorted(p.stem.removeprefix("FA_3_Przyklad_") for p in SAMPLES.glob("*.xml"))
         self.assertEqual(len(names), 26)
