@@ -124,7 +124,7 @@ class KsefnetClassificationRule(models.Model):
         ]
         by_id = {s.shop_id: s for s in compiled_shops}
         self.fetch(COMPILED_FIELDS)
-        kinds = self.invoice_kind_ids.grouped("id")  # every rule's invoice kinds, read at once
+        codes = {kind.id: kind.code for kind in self.invoice_kind_ids}  # every rule's kinds, read at once
         compiled = []
         for rule in self._plain_rows(COMPILED_FIELDS):
             address_shops = None
@@ -138,7 +138,7 @@ class KsefnetClassificationRule(models.Model):
                     rule_id=rule["id"],
                     name=rule["name"],
                     direction=rule["direction"],
-                    kinds=frozenset(kinds[kind_id].code for kind_id in rule["invoice_kind_ids"]),
+                    kinds=frozenset(codes[kind_id] for kind_id in rule["invoice_kind_ids"]),
                     seller_nips=frozenset(_lines(rule["seller_nips"])),
                     amount_min=rule["amount_min"],
                     amount_max=rule["amount_max"],
@@ -161,14 +161,13 @@ class KsefnetClassificationRule(models.Model):
         return compiled
 
     def _plain_rows(self, names):
-        """{field: value} of each rule, in order, from the cache (after :meth:`fetch`): False where the ORM
-        gives False, ids for a many2one (False when empty), tuples of ids for a many2many."""
+        """{field: value} of each rule, in order, from the cache (after :meth:`fetch`; a value missing from
+        it is an error, not a silent gap): False where the ORM gives False, ids for a many2one (False when
+        empty), tuples of ids for a many2many."""
         columns = {"id": list(self._ids)}
         for name in names:
             field = self._fields[name]
             values = list(self.env.cache.get_until_miss(self, field))
-            if len(values) != len(self):  # not all in the cache (cannot be after fetch): through the ORM
-                values = [field.convert_to_cache(rule[name], rule) for rule in self]
             if field.type == "many2many":
                 columns[name] = [tuple(v or ()) for v in values]
             else:
