@@ -98,10 +98,9 @@ class KsefnetDownloader(models.AbstractModel):
         try:
             for batch in downloader.batches():
                 new_docs = Document.browse()
-                batch_documents = Document.with_context(ksefnet_rules_memo={})  # rules compiled once a batch
                 for invoice in batch.invoices:
                     with self.env.cr.savepoint():
-                        new_docs |= batch_documents._create_downloaded(buffer, invoice, sync.subject_type)
+                        new_docs |= Document._create_downloaded(buffer, invoice, sync.subject_type)
                 new_docs._on_arrival(new=True)
                 buffer._commit("download_documents")  # the documents first...
                 created += len(new_docs)

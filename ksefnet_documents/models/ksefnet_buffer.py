@@ -23,6 +23,11 @@ class KsefnetBuffer(models.Model):
         help="Documents queued for reclassification in the background.",
     )
 
+    def unlink(self):
+        result = super().unlink()
+        self.env["ksefnet.document"]._forget_compiled_rules()  # their rules and shops went with them
+        return result
+
     def _compute_reclassify_remaining(self):
         counts = dict(
             self.env["ksefnet.document"]

@@ -54,6 +54,11 @@ class KsefnetCatalog(models.Model):
                 sum(n for found, n in counts if found.parent_path.startswith(prefix)) if prefix else 0
             )
 
+    def unlink(self):
+        result = super().unlink()
+        self.env["ksefnet.document"]._forget_compiled_rules()  # rules filing into them hold their ids
+        return result
+
     @api.constrains("parent_id")
     def _check_parent(self):
         if self._has_cycle():

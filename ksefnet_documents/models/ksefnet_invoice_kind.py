@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 
 class KsefnetInvoiceKind(models.Model):
@@ -13,3 +13,20 @@ class KsefnetInvoiceKind(models.Model):
     sequence = fields.Integer(default=10)
 
     _sql_constraints = [("code_unique", "UNIQUE(code)", "Each invoice kind exists once.")]
+
+    # the compiled classification rules hold the codes of their kinds
+    @api.model_create_multi
+    def create(self, vals_list):
+        kinds = super().create(vals_list)
+        self.env["ksefnet.document"]._forget_compiled_rules()
+        return kinds
+
+    def write(self, vals):
+        result = super().write(vals)
+        self.env["ksefnet.document"]._forget_compiled_rules()
+        return result
+
+    def unlink(self):
+        result = super().unlink()
+        self.env["ksefnet.document"]._forget_compiled_rules()
+        return result

@@ -74,21 +74,23 @@ class KsefnetShop(models.Model):
                 )
             )
         shops._name_groups()
+        self.env["ksefnet.document"]._forget_compiled_rules()  # the rules know the buffer's shops
         return shops
 
     def write(self, vals):
         result = super().write(vals)
         if {"name", "code"} & set(vals):
             self._name_groups()
-        if "user_ids" in vals or "active" in vals:
-            self.env.registry.clear_cache()  # record rules depend on shop membership
+        # the record rules depend on shop membership, the compiled classification rules on every shop's code,
+        # address, GLNs and delivery patterns
+        self.env["ksefnet.document"]._forget_compiled_rules()
         return result
 
     def unlink(self):
         groups = self.group_id
         result = super().unlink()
         groups.sudo().unlink()
-        self.env.registry.clear_cache()
+        self.env["ksefnet.document"]._forget_compiled_rules()  # and the record rules
         return result
 
     def _group_names(self, langs=None):

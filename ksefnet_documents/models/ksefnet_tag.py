@@ -11,3 +11,8 @@ class KsefnetTag(models.Model):
     active = fields.Boolean(default=True)
 
     _sql_constraints = [("name_unique", "UNIQUE(name)", "A tag with this name already exists.")]
+
+    def unlink(self):
+        result = super().unlink()
+        self.env["ksefnet.document"]._forget_compiled_rules()  # the rules that added them hold their ids
+        return result

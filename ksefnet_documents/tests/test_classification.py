@@ -395,6 +395,91 @@ class TestClassification(DocumentsCase):
         self.assertFalse(any(rule in d.rule_ids for d in docs), "a rule that no longer matches is unlinked")
 
 
+@tagged("post_install", "-at_install")
+class TestCompiledRulesCache(DocumentsCase):
+    """The compiled rules are kept in the registry's cache: compiled once, compiled again after every change
+    of what they are made of, and never filing into a catalog or with a tag that is gone."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.shop = cls.env["ksefnet.shop"].create(
+            {"name": "Polna", "code": "WAW1", "buffer_id": cls.buffer.id, "street": "Polna 1",
+             "postal_code": "00-001", "city": "Warszawa"}
+        )  # fmt: skip
+        cls.target = cls.catalog("Sklep Polna")
+        cls.tag = cls.env["ksefnet.tag"].create({"name": "Polna"})
+        cls.by_shop = cls.rule("Polna", 10, address_match="shop", address_shop_id=cls.shop.id,
+                               catalog_id=cls.target.id, tag_ids=[(6, 0, cls.tag.ids)])  # fmt: skip
+
+    def compiled(self):
+        """{rule name: compiled rule}, {shop code: shop id}, from a cold ORM cache (what the registry keeps)."""
+        self.env.invalidate_all()
+        rules, shops = self.Document._compiled_rules(self.buffer)
+        return {r.name: r for r in rules}, dict(shops)
+
+    def test_compiled_once(self):
+        first = self.Document._compiled_rules(self.buffer)
+        self.env.invalidate_all()
+        with self.assertQueryCount(0):  # no search of rules or shops, no read: the registry's copy
+            again = self.Document._compiled_rules(self.buffer)
+        self.assertIs(again, first)
+        with self.assertRaises(TypeError):  # shared by every caller: it cannot be changed by one of them
+            again[1]["XXX"] = 1
+
+    def test_every_change_compiles_again(self):
+        rules, shops = self.compiled()
+        self.assertEqual(rules["Polna"].catalog_id, self.target.id)
+        self.assertEqual(shops, {"WAW1": self.shop.id})
+        other = self.catalog("Inny")
+        self.by_shop.catalog_id = other
+        self.assertEqual(self.compiled()[0]["Polna"].catalog_id, other.id, "a rule changed")
+        self.by_shop.active = False
+        self.assertNotIn("Polna", self.compiled()[0], "a rule archived")
+        self.by_shop.active = True
+        new = self.rule("Nowa", 20, seller_nips="9999999999")
+        self.assertIn("Nowa", self.compiled()[0], "a rule created")
+        new.unlink()
+        self.assertNotIn("Nowa", self.compiled()[0], "a rule deleted")
+        kind = self.env["ksefnet.invoice.kind"].search([("code", "=", "KOR")])
+        self.by_shop.invoice_kind_ids = kind
+        self.assertEqual(self.compiled()[0]["Polna"].kinds, frozenset({"KOR"}))
+        kind.code = "KOR_X"
+        self.assertEqual(self.compiled()[0]["Polna"].kinds, frozenset({"KOR_X"}), "an invoice kind changed")
+        kind.code = "KOR"
+        self.by_shop.invoice_kind_ids = False
+        self.shop.postal_code = "00-002"
+        self.assertEqual(self.compiled()[0]["Polna"].address_shops[0].address.postal_code, "00-002",
+                         "a shop's address changed")  # fmt: skip
+        self.shop.code = "WAW2"
+        self.assertEqual(self.compiled()[1], {"WAW2": self.shop.id}, "a shop's code changed")
+        second = self.env["ksefnet.shop"].create(
+            {"name": "Druga", "code": "WAW3", "buffer_id": self.buffer.id}
+        )
+        self.assertIn("WAW3", self.compiled()[1], "a shop created")
+        second.active = False
+        self.assertNotIn("WAW3", self.compiled()[1], "a shop archived")
+        second.unlink()
+        self.assertEqual(self.compiled()[1], {"WAW2": self.shop.id}, "a shop deleted")
+
+    def test_deleted_catalog_and_tag_are_not_filed_into(self):
+        """A catalog or tag deleted (the rule's link emptied by the database, not by a write of the rule): the
+        next document is classified without it, not refused for a catalog or tag that no longer exists."""
+        polna = {"buyer_address": ("ul. Polna 1", "00-001 Warszawa")}
+        doc = self.generated(**polna)
+        self.assertEqual((doc.catalog_id, doc.tag_ids), (self.target, self.tag))  # the rules were compiled
+        doc.catalog_id = False  # the catalog holds no documents: it may be deleted
+        self.target.unlink()
+        rules = self.compiled()[0]
+        self.assertEqual((rules["Polna"].catalog_id, rules["Polna"].tag_ids), (False, (self.tag.id,)))
+        self.tag.unlink()
+        self.assertEqual(self.compiled()[0]["Polna"].tag_ids, ())
+        doc = self.generated(**polna)
+        self.assertEqual(doc.rule_ids, self.by_shop, "the rule still matches")
+        self.assertFalse(doc.catalog_id)
+        self.assertFalse(doc.tag_ids)
+
+
 class _no_update:
     """Fails the test when a statement UPDATEs ksefnet_document inside the block, other than one setting only
     the columns ``allowed`` (and the write stamps)."""

@@ -139,10 +139,8 @@ class KsefnetHipermarketApi(models.AbstractModel):
         batch = self.with_context(
             ksefnet_defer_trigger=True,
             ksefnet_hm_buffers={},
-            ksefnet_hm_shops={},
             ksefnet_hm_user_shops=frozenset(self.env.user.sudo()._ksefnet_hm_shops()),  # read once a call
             ksefnet_hm_known={},
-            ksefnet_rules_memo={},  # the classification rules compiled once a call
         )
         results = batch._submit_new_at_once(invoices)
         for index, item in enumerate(invoices):
@@ -355,14 +353,9 @@ class KsefnetHipermarketApi(models.AbstractModel):
 
     @api.model
     def _shop_codes(self, buffer):
-        """The buffer's shop codes (memoised per call of the API)."""
-        memo = self.env.context.get("ksefnet_hm_shops")
-        if memo is not None and buffer.id in memo:
-            return memo[buffer.id]
-        codes = set(self.env["ksefnet.shop"].sudo().search([("buffer_id", "=", buffer.id)]).mapped("code"))
-        if memo is not None:
-            memo[buffer.id] = codes
-        return codes
+        """The codes of the buffer's active shops (a mapping: code -> shop id), as the classification has
+        them (kept in the registry's cache, see ksefnet.document._compiled_rules)."""
+        return self.env["ksefnet.document"]._compiled_rules(buffer)[1]
 
     @api.model
     def _refusal(self, item, exc):
