@@ -192,14 +192,25 @@ def copy_text(rows):
 
 def reserve_ids(model, count):
     """``count`` new ids of ``model``'s table, from its own sequence: records that refer to each other (a
-    document and its XML attachment) are then inserted once each, with no UPDATE afterwards. The sequence is
-    looked up once (the subquery, kept apart by OFFSET 0), not once per id."""
-    model.env.cr.execute(
-        "SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq OFFSET 0) AS s, "
-        "generate_series(1, %s)",
-        [model._table, count],
+    document and its XML attachment) are then inserted once each, with no UPDATE afterwards."""
+    return reserve_many([(model, count)])[0]
+
+
+def reserve_many(requests):
+    """:func:`reserve_ids` of several tables in one query: ``requests`` is a list of (model, count), the
+    result a list of ids for each (a document, its XML attachment and its first event are stored with one
+    round trip to the database for their ids, not three). Each sequence is looked up once (the subquery, kept
+    apart by OFFSET 0), not once per id."""
+    if not requests:
+        return []
+    part = (
+        "(SELECT array_agg(nextval(s.seq)) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq "
+        "OFFSET 0) AS s, generate_series(1, %s))"
     )
-    return [row[0] for row in model.env.cr.fetchall()]
+    params = [value for model, count in requests for value in (model._table, count)]
+    cr = requests[0][0].env.cr
+    cr.execute("SELECT " + ", ".join([part] * len(requests)), params)
+    return [list(ids or ()) for ids in cr.fetchone()]
 
 
 def update_records(model, table):

@@ -50,7 +50,7 @@ from .ksefnet_bulk import (
     drop_outdated_indexes,
     insert_records,
     keep_statistics,
-    reserve_ids,
+    reserve_many,
     update_records,
 )
 from .ksefnet_errors import FORBIDDEN_REASONS, credential_reason, invoice_issues_part, issues_reason
@@ -534,13 +534,14 @@ class KsefnetDocument(models.Model):
                 )
 
     @api.model
-    def _log_events(self, entries, companies=None):
+    def _log_events(self, entries, companies=None, ids=None):
         """Append (document id, from state, to state, KSeF code, message, reference) entries to the log.
 
         A message is a message part (``_lt(...)``, see ksefnet_message.py): stored as its template and
         parameters, it reads in each reader's language. One INSERT for all entries (the engine logs thousands
         at a time); a message given for many entries is stored once in memory, not converted per entry.
-        ``companies``: {document id: company id} when the caller knows them (else they are read)."""
+        ``companies``: {document id: company id} when the caller knows them (else they are read); ``ids``: the
+        events' ids when reserved already (ksefnet_bulk.reserve_many), one per entry."""
         if not entries:
             return
         Event = self.env["ksefnet.document.event"].sudo()
@@ -569,6 +570,9 @@ class KsefnetDocument(models.Model):
                     **columns[key][1],
                 }
             )
+        if ids is not None:
+            for row, event_id in zip(rows, ids, strict=True):
+                row["id"] = event_id
         insert_records(Event, rows)
 
     def _on_engine_change(self):
@@ -604,11 +608,19 @@ class KsefnetDocument(models.Model):
             row.setdefault("company_id", buffer.company_id.id)
             row.setdefault("own_issued", _own_issued(row.get("seller_nip"), buffer))
             rows.append(row)
-        if xmls:
-            ids = reserve_ids(self, len(rows))
-            attachments = self._insert_attachments(
-                ids, [r["company_id"] for r in rows], [x[0] for x in xmls], [x[1] for x in xmls]
+        event_ids = None
+        if xmls:  # the ids of the documents, their attachments and first events at once
+            ids, attachment_ids, event_ids = reserve_many(
+                [
+                    (self, len(rows)),
+                    (self.env["ir.attachment"], len(rows)),
+                    (self.env["ksefnet.document.event"], len(rows)),
+                ]
             )
+            attachments = self._insert_attachments(
+                ids, [r["company_id"] for r in rows], [x[0] for x in xmls], [x[1] for x in xmls],
+                ids=attachment_ids,
+            )  # fmt: skip
             for row, doc_id, attachment in zip(rows, ids, attachments, strict=True):
                 row.update(id=doc_id, xml_attachment_id=attachment.id)
         self._initial_columns(rows, invoices)
@@ -617,6 +629,7 @@ class KsefnetDocument(models.Model):
         self._log_events(
             [(doc.id, False, state, None, message, reference) for doc in docs],
             companies={doc.id: row["company_id"] for doc, row in zip(docs, rows, strict=True)},
+            ids=event_ids,
         )
         return docs
 
@@ -712,9 +725,10 @@ class KsefnetDocument(models.Model):
         return self._insert_attachments(docs.ids, [d.company_id.id for d in docs], datas, names, mimetype)
 
     @api.model
-    def _insert_attachments(self, doc_ids, company_ids, datas, names, mimetype="application/xml"):
+    def _insert_attachments(self, doc_ids, company_ids, datas, names, mimetype="application/xml", ids=None):
         """Attachments of documents ``doc_ids`` (in order) in one INSERT: each content is stored where Odoo
-        stores attachments (filestore or database, by ir.attachment's own methods)."""
+        stores attachments (filestore or database, by ir.attachment's own methods). ``ids``: the attachments'
+        ids when reserved already (ksefnet_bulk.reserve_many)."""
         Attachment = self.env["ir.attachment"].sudo()
         if not doc_ids:
             return Attachment
@@ -739,6 +753,9 @@ class KsefnetDocument(models.Model):
                 company_id=company_id,
             )
             rows.append(values)
+        if ids is not None:
+            for row, attachment_id in zip(rows, ids, strict=True):
+                row["id"] = attachment_id
         return insert_records(Attachment, rows)
 
     # -- the one submission service (HiperMarket's API and any other channel are adapters of it) -----------

@@ -15,6 +15,7 @@ from ..models.ksefnet_bulk import (
     drop_outdated_indexes,
     insert_records,
     reserve_ids,
+    reserve_many,
     set_links,
     update_records,
 )
@@ -128,6 +129,21 @@ class TestBulkInserts(TransactionCase):
         self.assertEqual(docs.ids, ids)
         (after,) = insert_records(self.Document, [plain(self._values("after"))])
         self.assertGreater(after.id, max(ids))  # the sequence moved on past the reserved ids
+
+    def test_ids_of_several_tables_in_one_query(self):
+        Event, Attachment = self.env["ksefnet.document.event"].sudo(), self.env["ir.attachment"].sudo()
+        with self.assertQueryCount(1):
+            docs, none, events, attachments = reserve_many(
+                [(self.Document, 3), (Event, 0), (Event, 2), (Attachment, 1)]
+            )
+        self.assertEqual((len(set(docs)), none, len(set(events)), len(attachments)), (3, [], 2, 1))
+        plain = self.Document._message_vals
+        (after,) = insert_records(self.Document, [plain(self._values("after many"))])
+        self.assertGreater(after.id, max(docs))  # each from its own table's sequence
+        self.Document._log_events([(after.id, False, "waiting", 200, "first", "REF")], ids=events[:1])
+        self.assertEqual(after.event_ids.ids, events[:1])
+        self.Document._log_events([(after.id, "waiting", "waiting", 200, "again", "REF")])
+        self.assertGreater(max(after.event_ids.ids), max(events))
 
     def test_updates_and_links_are_seen_by_the_orm(self):
         plain = self.Document._message_vals
