@@ -398,7 +398,13 @@ STALE_ROWS = 100
 STATISTICS_LOCK = 0x6B73_6566  # "ksef"
 
 
-def keep_statistics(model):
+#: see keep_statistics's ``rows``
+CHECK_SHARE = 4
+#: (database, table): (rows this process stored since it last looked at the statistics, rows they counted)
+_unchecked = {}
+
+
+def keep_statistics(model, rows=None):
     """ANALYZE ``model``'s table when its planner statistics no longer describe it (more rows changed since
     they were gathered than the table then held, and more than STALE_ROWS): PostgreSQL's advice after a bulk
     load. Until autovacuum analyses a table (at most once a minute, or never where it is switched off), the
@@ -406,8 +412,21 @@ def keep_statistics(model):
     scan every row of the buffer through another index, and each batch of a first bulk load then costs more
     than the one before. It happens about log2(rows / STALE_ROWS) times over a load (each time the table has
     doubled), costs what one ANALYZE costs (a sample of at most 30 000 rows, whatever the table's size), and
-    one session at a time does it (the others go on). Returns whether it analysed."""
+    one session at a time does it (the others go on). Returns whether it analysed.
+
+    ``rows``: how many rows the caller has just stored. Looking at the statistics costs a query, which a
+    call storing one invoice would pay every time: a process looks only once it has stored a share
+    (1/CHECK_SHARE) of what the statistics counted at its last look, or STALE_ROWS // CHECK_SHARE rows, since
+    then. The table is then analysed at most that share later than it would be otherwise. Without ``rows``
+    it always looks."""
     cr = model.env.cr
+    key = (cr.dbname, model._table)
+    if rows is not None:
+        stored, counted = _unchecked.get(key, (0, 0))
+        stored += rows
+        if stored < max(STALE_ROWS, counted) // CHECK_SHARE:
+            _unchecked[key] = (stored, counted)
+            return False
     cr.execute(
         # rows changed by committed transactions since the last ANALYZE, inserted by this one so far, and
         # this transaction's id (it has one: it inserted)
@@ -419,6 +438,7 @@ def keep_statistics(model):
         [model._table],
     )
     committed, inserted, counted, transaction = cr.fetchone()
+    _unchecked[key] = (0, max(counted, 0))  # reltuples is -1 for a table never analysed
     # this transaction's rows inserted before its own last ANALYZE are counted already (in reltuples): only
     # the later ones are new to the statistics. Without this, a transaction that stores documents one by
     # one would analyse the table again after every one once it passed STALE_ROWS.

@@ -625,7 +625,7 @@ class KsefnetDocument(models.Model):
                 row.update(id=doc_id, xml_attachment_id=attachment.id)
         self._initial_columns(rows, invoices)
         docs = insert_records(self.sudo(), rows)
-        keep_statistics(self)  # see _known_refs: a first bulk load would otherwise slow down batch by batch
+        keep_statistics(self, len(rows))  # see _known_refs: a first bulk load would otherwise slow down
         self._log_events(
             [(doc.id, False, state, None, message, reference) for doc in docs],
             companies={doc.id: row["company_id"] for doc, row in zip(docs, rows, strict=True)},

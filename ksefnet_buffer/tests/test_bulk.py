@@ -375,12 +375,32 @@ class TestBulkInserts(TransactionCase):
                 insert_records(
                     self.Document, [dict(self.Document._message_vals(values), external_ref=f"one{i}")]
                 )
-                analyses.append(keep_statistics(self.Document))
+                analyses.append(keep_statistics(self.Document, 1))  # as _create_in_state calls it
         sizes = [before + i + 1 for i, done in enumerate(analyses) if done]  # the table's size at each
         self.assertTrue(sizes, "analysed at all")
         self.assertLessEqual(len(sizes), 4, sizes)
         for smaller, larger in zip(sizes, sizes[1:], strict=False):
             self.assertGreaterEqual(larger, 2 * smaller - 1, sizes)  # each time it has doubled
+
+    def test_calls_storing_one_invoice_look_at_the_statistics_now_and_then(self):
+        """Looking at the statistics costs a query: a process storing one invoice a call looks once it has
+        stored a quarter of what they counted (or of STALE_ROWS) since its last look, not every time."""
+        from ..models.ksefnet_bulk import CHECK_SHARE, keep_statistics
+
+        cr = self.env.cr
+
+        def looked(rows):
+            count = cr.sql_log_count
+            keep_statistics(self.Document, rows)
+            return cr.sql_log_count > count
+
+        with patch.object(ksefnet_bulk, "STALE_ROWS", 10**6), patch.object(ksefnet_bulk, "_unchecked", {}):
+            share = 10**6 // CHECK_SHARE  # the table counts far fewer rows: STALE_ROWS decides
+            self.assertFalse(looked(share - 1))
+            self.assertTrue(looked(1), "a quarter of STALE_ROWS stored")
+            self.assertEqual([looked(1) for _i in range(100)], [False] * 100)
+            self.assertTrue(looked(None), "without rows: every time")
+            self.assertTrue(looked(share), "a batch that large looks at once")
 
     def test_references_are_looked_up_by_the_unique_index_once_a_bulk_load_is_analysed(self):
         """Asked for "external_ref IN (...)", PostgreSQL uses the trigram index (slow for equality); before the
