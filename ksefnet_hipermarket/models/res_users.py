@@ -17,6 +17,14 @@ class ResUsers(models.Model):
         help="Shop codes (comma-separated) this integration user may submit for; empty: every shop.",
     )
 
+    def write(self, vals):
+        result = super().write(vals)
+        if {"ksefnet_hm_buffer_ids", "ksefnet_hm_shop_codes"} & set(vals):
+            # Odoo caches each user's record rules (ir.rule), and these decide the integration user's: a
+            # buffer or shop taken away must be gone from its next call, not from the next restart
+            self.env.registry.clear_cache()
+        return result
+
     def _ksefnet_hm_shops(self):
         return {c.strip() for c in (self.ksefnet_hm_shop_codes or "").split(",") if c.strip()}
 

@@ -162,3 +162,31 @@ class TestHipermarketApi(KsefSimulatorCase):
         (shop,) = self.api().submit([self.item("HM-S")])
         self.assertEqual((shop["error"]["field"], shop["error"]["code"]), ("shop_code", "forbidden"))
         self.assertTrue(self.api().submit([dict(self.item("HM-S"), shop_code="SKLEP2")])[0]["ok"])
+
+    def test_a_users_changed_buffers_and_shops_take_effect_at_once(self):
+        """Odoo caches each user's record rules: a change of the buffers or shops of an integration user is
+        seen by its next call (the API's own checks and the record rules behind status and plain reads), not
+        after a restart."""
+        self.hm.ksefnet_hm_shop_codes = "SKLEP12, SKLEP2"
+        results = self.api().submit([self.item("HM-R1"), dict(self.item("HM-R2"), shop_code="SKLEP2")])
+        self.assertTrue(all(r["ok"] for r in results), results)
+        Document = self.env["ksefnet.document"].with_user(self.hm)
+
+        def seen():
+            found = [s["ok"] for s in self.api().status(self.nip, ["HM-R1", "HM-R2"])]
+            read = Document.search([("external_ref", "in", ["HM-R1", "HM-R2"])]).mapped("external_ref")
+            return found, sorted(read)
+
+        self.assertEqual(seen(), ([True, True], ["HM-R1", "HM-R2"]))
+        self.hm.ksefnet_hm_shop_codes = "SKLEP2"
+        self.assertEqual(seen(), ([False, True], ["HM-R2"]), "a shop taken away")
+        (refused,) = self.api().submit([self.item("HM-R3")])
+        self.assertEqual(refused["error"]["code"], "forbidden")
+        self.hm.ksefnet_hm_shop_codes = False
+        self.assertEqual(seen(), ([True, True], ["HM-R1", "HM-R2"]), "every shop again")
+        self.hm.ksefnet_hm_buffer_ids = [(5,)]
+        with self.assertRaises(AccessError):
+            self.api().status(self.nip, ["HM-R2"])
+        self.assertFalse(Document.search([("external_ref", "in", ["HM-R1", "HM-R2"])]), "a buffer taken away")
+        self.hm.ksefnet_hm_buffer_ids = self.buffer
+        self.assertEqual(seen(), ([True, True], ["HM-R1", "HM-R2"]), "the buffer given back")
