@@ -1,1 +1,1 @@
-from . import ksefnet_document, ksefnet_hipermarket_api, res_users
+from . import ksefnet_buffer, ksefnet_document, ksefnet_hipermarket_api, res_users

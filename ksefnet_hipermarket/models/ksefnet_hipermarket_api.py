@@ -28,7 +28,7 @@ from odoo import _, api, fields, models
 from odoo.addons.ksefnet_buffer.models.ksefnet_document import AlreadySent
 from odoo.addons.ksefnet_buffer.models.ksefnet_watch import MODE_FOR_STATE
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import split_every
+from odoo.tools import ormcache, split_every
 
 from ksefnet_core import offline as ksef_offline
 from ksefnet_core import qr as ksef_qr
@@ -97,11 +97,18 @@ class KsefnetHipermarketApi(models.AbstractModel):
                 "format",
                 _("buffer_nip must be a NIP: a text of 10 digits with a valid checksum."),
             )
-        buffer = self.env["ksefnet.buffer"].sudo().search([("nip", "=", nip)], limit=1)
-        allowed = user.sudo().ksefnet_hm_buffer_ids
-        if not buffer or (not user.has_group("ksefnet_buffer.group_ksef_admin") and buffer not in allowed):
+        buffer = self.env["ksefnet.buffer"].sudo().browse(self._buffer_id_of(nip))
+        allowed = self.env["res.users"]._ksefnet_hm_rights(user.id)[0]
+        if not buffer or (not user.has_group("ksefnet_buffer.group_ksef_admin") and buffer.id not in allowed):
             raise AccessError(_("No buffer for NIP %(nip)s is open to this user.", nip=buffer_nip))
         return buffer
+
+    @api.model
+    @ormcache("nip")
+    def _buffer_id_of(self, nip):
+        """The id of the active buffer of ``nip`` (0: none), kept in the registry's cache: a buffer created,
+        deleted, archived or given another NIP clears it (ksefnet_buffer.py of this addon)."""
+        return self.env["ksefnet.buffer"].sudo().search([("nip", "=", nip)], limit=1).id or 0
 
     @api.model
     def _documents(self, buffer, document_ids):
@@ -139,7 +146,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
         batch = self.with_context(
             ksefnet_defer_trigger=True,
             ksefnet_hm_buffers={},
-            ksefnet_hm_user_shops=frozenset(self.env.user.sudo()._ksefnet_hm_shops()),  # read once a call
+            ksefnet_hm_user_shops=self.env["res.users"]._ksefnet_hm_rights(self.env.uid)[1],
             ksefnet_hm_known={},
         )
         results = batch._submit_new_at_once(invoices)
@@ -341,7 +348,7 @@ class KsefnetHipermarketApi(models.AbstractModel):
             )
         shops = self.env.context.get("ksefnet_hm_user_shops")
         if shops is None:
-            shops = self.env.user.sudo()._ksefnet_hm_shops()
+            shops = self.env["res.users"]._ksefnet_hm_rights(self.env.uid)[1]
         if shops and shop not in shops:
             raise _Refused(
                 "shop_code", "forbidden", _("This user may not submit for shop %(shop)s.", shop=shop or "-")

@@ -1,4 +1,5 @@
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.tools import ormcache
 
 
 class ResUsers(models.Model):
@@ -21,9 +22,19 @@ class ResUsers(models.Model):
         result = super().write(vals)
         if {"ksefnet_hm_buffer_ids", "ksefnet_hm_shop_codes"} & set(vals):
             # Odoo caches each user's record rules (ir.rule), and these decide the integration user's: a
-            # buffer or shop taken away must be gone from its next call, not from the next restart
+            # buffer or shop taken away must be gone from its next call, not from the next restart (and so
+            # must the copy of _ksefnet_hm_rights)
             self.env.registry.clear_cache()
         return result
+
+    @api.model
+    @ormcache("uid")
+    def _ksefnet_hm_rights(self, uid):
+        """(ids of the HiperMarket buffers, HiperMarket shop codes) of user ``uid``, which every call of the
+        API checks: kept in the registry's cache (cleared by :meth:`write` when they change), not read from
+        the user's row and its buffers' links at every call."""
+        user = self.sudo().browse(uid)
+        return frozenset(user.ksefnet_hm_buffer_ids.ids), frozenset(user._ksefnet_hm_shops())
 
     def _ksefnet_hm_shops(self):
         return {c.strip() for c in (self.ksefnet_hm_shop_codes or "").split(",") if c.strip()}

@@ -163,6 +163,32 @@ class TestHipermarketApi(KsefSimulatorCase):
         self.assertEqual((shop["error"]["field"], shop["error"]["code"]), ("shop_code", "forbidden"))
         self.assertTrue(self.api().submit([dict(self.item("HM-S"), shop_code="SKLEP2")])[0]["ok"])
 
+    def test_buffers_created_archived_or_given_another_nip_are_seen_at_once(self):
+        """The API finds a buffer by its NIP from the registry's cache: each change of it shows in the next
+        call."""
+        admin = new_test_user(
+            self.env, login="hm-admin", groups="base.group_user,ksefnet_buffer.group_ksef_admin"
+        )
+
+        def state(nip, user=None):
+            try:
+                return self.api(user).availability(nip)["state"]
+            except AccessError:
+                return "refused"
+
+        self.assertEqual(state(self.nip), "available")
+        self.buffer.action_archive()
+        self.assertEqual(state(self.nip), "refused", "archived")
+        self.buffer.action_unarchive()
+        self.assertEqual(state(self.nip), "available", "active again")
+        self.assertEqual(state("5260000005", admin), "refused", "no buffer of that NIP yet")
+        created = self.env["ksefnet.buffer"].create({"name": "Nowa", "nip": "5260000005"})
+        self.assertEqual(state("5260000005", admin), "available", "created")
+        created.nip = "5260000011"
+        self.assertEqual((state("5260000005", admin), state("5260000011", admin)), ("refused", "available"))
+        created.unlink()
+        self.assertEqual(state("5260000011", admin), "refused", "deleted")
+
     def test_a_users_changed_buffers_and_shops_take_effect_at_once(self):
         """Odoo caches each user's record rules: a change of the buffers or shops of an integration user is
         seen by its next call (the API's own checks and the record rules behind status and plain reads), not
