@@ -33,7 +33,8 @@ class ResUsers(models.Model):
         """(ids of the HiperMarket buffers, HiperMarket shop codes) of user ``uid``, which every call of the
         API checks: kept in the registry's cache (cleared by :meth:`write` when they change), not read from
         the user's row and its buffers' links at every call."""
-        user = self.sudo().browse(uid)
+        user = self.sudo().with_context(active_test=False).browse(uid)  # its links as stored, whatever the
+        # caller's context (an archived buffer is refused by its NIP's lookup, not here)
         return frozenset(user.ksefnet_hm_buffer_ids.ids), frozenset(user._ksefnet_hm_shops())
 
     def _ksefnet_hm_shops(self):

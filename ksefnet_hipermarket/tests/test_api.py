@@ -178,6 +178,8 @@ class TestHipermarketApi(KsefSimulatorCase):
 
         self.assertEqual(state(self.nip), "available")
         self.buffer.action_archive()
+        with self.assertRaises(AccessError):  # whatever the first caller's context, as the next one sees it
+            self.api().with_context(active_test=False).availability(self.nip)
         self.assertEqual(state(self.nip), "refused", "archived")
         self.buffer.action_unarchive()
         self.assertEqual(state(self.nip), "available", "active again")
