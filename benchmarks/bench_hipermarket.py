@@ -10,7 +10,9 @@ the same XML (ir.attachment) over the same XML-RPC endpoint in batches of the sa
 the two take turns batch by batch, so that both meet the same moments of the machine.
 It also prints what validation alone costs (the floor above the bare create), and how much the peak memory
 of the Odoo process grows when the same invoices come in batches of 100 and of 500 (``--memory-batches``),
-beside the bare create's own growth at that batch size.
+beside the bare create's own growth at that batch size; and the latency of calls of one invoice (a till
+pushing each invoice as it is issued, ``--single-calls``), to a buffer without rules and to one with 100
+shops and 200 rules, beside a bare create of one record.
 Prints figures; asserts nothing.
 """
 
@@ -35,12 +37,29 @@ from ksefnet_core import fa3  # noqa: E402
 from ksefnet_core.testing import sample_invoice  # noqa: E402
 
 NIP = "5265877635"
+#: the buffer with 100 shops and 200 rules (SETUP), for the calls of one invoice
+CHAIN_NIP = "7740001454"
 SETUP = """
 import datetime
 buffer = env["ksefnet.buffer"].create({"name": "Bench", "nip": "%(nip)s", "send_enabled": False})
+# a buffer as a retail chain has it: 100 shops and 200 rules of every kind (for the calls of one invoice)
+chain = env["ksefnet.buffer"].create({"name": "Chain", "nip": "%(chain_nip)s", "send_enabled": False})
+shops = env["ksefnet.shop"].create([{"name": f"S{s}", "code": f"S{s}", "buffer_id": chain.id,
+    "street": f"Handlowa {s}", "postal_code": f"{10 + s %% 80:02d}-100", "gln_numbers": f"590123400{s:04d}",
+    "delivery_patterns": f"WZ/{s}/*"} for s in range(100)])
+catalog = env["ksefnet.catalog"].create({"name": "C", "buffer_id": chain.id})
+rules = []
+for r in range(200):
+    v = {"name": f"R{r}", "sequence": r, "buffer_id": chain.id, "catalog_id": catalog.id}
+    v.update([dict(address_match="shop", address_shop_id=shops[r %% 100].id),
+              dict(gln_match="value", gln_values=f"590123400{r %% 100:04d}"),
+              dict(delivery_match="pattern", delivery_patterns=f"WZ/{r %% 100}/*"),
+              dict(seller_nips="9999999999")][r %% 4])
+    rules.append(v)
+env["ksefnet.classification.rule"].create(rules)
 hm = env["res.users"].create({"name": "HiperMarket", "login": "hipermarket",
     "groups_id": [(6, 0, [env.ref("base.group_user").id, env.ref("ksefnet_hipermarket.group_hipermarket").id])],
-    "ksefnet_hm_buffer_ids": [(6, 0, buffer.ids)]})
+    "ksefnet_hm_buffer_ids": [(6, 0, (buffer | chain).ids)]})
 expires = datetime.datetime.now() + datetime.timedelta(days=1)
 print("HMKEY=" + env["res.users.apikeys"].with_user(hm)._generate(None, "bench", expires))
 print("ADMINKEY=" + env["res.users.apikeys"].with_user(env.ref("base.user_admin"))._generate(None, "bench", expires))
@@ -50,16 +69,18 @@ env.cr.commit()
 
 def start_stack(odoo: Odoo) -> tuple[str, dict[str, str]]:
     """The buffer, the integration user and the API keys (SETUP), then the server: (URL, {"HMKEY", "ADMINKEY"})."""
-    out = odoo.shell(SETUP % {"nip": NIP})
+    out = odoo.shell(SETUP % {"nip": NIP, "chain_nip": CHAIN_NIP})
     keys = dict(line.split("=", 1) for line in out.splitlines() if line.startswith(("HMKEY=", "ADMINKEY=")))
     return odoo.serve(), keys
 
 
-def submit_all(hm: HiperMarketClient, xmls: list[bytes], batch: int, prefix: str) -> int:
+def submit_all(
+    hm: HiperMarketClient, xmls: list[bytes], batch: int, prefix: str, nip: str = NIP, shop: str = "SKLEP01"
+) -> int:
     accepted = 0
     for offset in range(0, len(xmls), batch):
         chunk = xmls[offset : offset + batch]
-        results = hm.submit(NIP, [(f"{prefix}-{offset + i}", "SKLEP01", x) for i, x in enumerate(chunk)])
+        results = hm.submit(nip, [(f"{prefix}-{offset + i}", shop, x) for i, x in enumerate(chunk)])
         accepted += sum(1 for r in results if r["ok"])
     return accepted
 
@@ -146,10 +167,35 @@ def memory_by_batch(count: int, batches: list[int]) -> None:
         )
 
 
+def single_calls(hm: HiperMarketClient, baseline: BareCreate, count: int) -> None:
+    """Calls of one invoice each (a till that pushes every invoice as it is issued), to the buffer without
+    rules and to the one with 100 shops and 200 rules, in turns with bare creates of one record: the
+    latency of a call, where what a call costs whatever its size weighs most."""
+    for label, nip, shop in (("no rules", NIP, "SKLEP01"), ("100 shops, 200 rules", CHAIN_NIP, "S1")):
+        xmls = [sample_invoice(seller_nip=nip, number=f"FV/ONE/{i}") for i in range(count)]
+        submit_all(hm, xmls[:10], 1, f"ONE-WARM-{nip}", nip, shop)  # the rules compiled, code paths loaded
+        api = bare = 0.0
+        for i, xml in enumerate(xmls[10:]):
+            for name in ("api", "bare")[:: 1 if i % 2 == 0 else -1]:
+                start = time.perf_counter()
+                if name == "api":
+                    submit_all(hm, [xml], 1, f"ONE-{nip}-{i}", nip, shop)
+                    api += time.perf_counter() - start
+                else:
+                    baseline.create_all([xml], 1, f"one-{nip}-{i}")
+                    bare += time.perf_counter() - start
+        n = count - 10
+        print(
+            f"calls of one invoice ({label}): {api / n * 1000:.2f} ms a call; bare create of one record "
+            f"{bare / n * 1000:.2f} ms; ratio {api / bare:.2f}x ({n} calls each)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--single-calls", type=int, default=300, help="calls of one invoice; 0: none")
     parser.add_argument("--memory-invoices", type=int, default=3_000, help="0: no memory figures")
     parser.add_argument("--memory-batches", default="100,500")
     args = parser.parse_args()
@@ -166,6 +212,10 @@ def main() -> None:
         validation = time.perf_counter() - started  # what the bare create does not do: checking the invoice
         hm = HiperMarketClient(url, odoo.db, "hipermarket", keys["HMKEY"])
         baseline = BareCreate(url, odoo.db, keys["ADMINKEY"])
+        # one batch each first, not counted: the first calls of each load code and fill caches (the bare
+        # create's first thousand records took twice as long as the next)
+        submit_all(hm, xmls[: args.batch], args.batch, "WARM")
+        baseline.create_all(xmls[: args.batch], args.batch, "warm")
         # batch by batch, the submission and the bare create in turn (each going first every other batch):
         # both meet the same moments of a machine whose speed varies from one minute to the next
         api = bare = 0.0
@@ -180,6 +230,8 @@ def main() -> None:
                 else:
                     baseline.create_all(chunk, args.batch, f"bare{offset}")
                     bare += time.perf_counter() - start
+        if args.single_calls:
+            single_calls(hm, baseline, args.single_calls + 10)
     finally:
         odoo.drop()
     n = args.invoices
