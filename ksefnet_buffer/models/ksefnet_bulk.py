@@ -42,12 +42,14 @@ FEW_DISTINCT = 20
 GROUP_ROWS = 25
 
 
-def insert_records(model, vals_list):
+def insert_records(model, vals_list, cached=()):
     """Create the records of ``vals_list`` (dicts of stored field values) of ``model`` in one INSERT.
 
     Returns the new records, in order. Every row gets the same columns: a field given in some rows only is
     NULL (False) in the others, not its default. ``id`` may be given (see :func:`reserve_ids`). A stored
-    many2many is given as a list of ids (the records' links)."""
+    many2many is given as a list of ids (the records' links). ``cached``: fields the caller reads next,
+    whose values as written (given, default or empty) go into the cache, as create puts every field there:
+    reading them back sends no query."""
     if not vals_list:
         return model.browse()
     names = {name for vals in vals_list for name in vals}
@@ -130,21 +132,31 @@ def insert_records(model, vals_list):
     # the model's Python constraints, as after create, reading the values just written from the cache (as
     # create caches them), not by a query of every column of the new rows
     constrained = {name for check in model._constraint_methods for name in check._constrains}
-    _cache_given(records, [name for name in given if name in constrained], vals_list)
+    for name in cached:
+        field = model._fields.get(name)
+        if field is None or not field.store or not field.column_type:
+            raise ValueError(f"insert_records: {model._name}.{name} is not a column it may cache")
+    read_next = {name for name in cached if name in given or not model._fields[name].compute}
+    _cache_given(
+        records, sorted({name for name in given if name in constrained} | read_next), vals_list, defaults
+    )
     records._validate_fields(columns + links)
     return records
 
 
-def _cache_given(records, names, vals_list):
-    """Put the given values of fields ``names`` of the new ``records`` (one dict of ``vals_list`` each) into
-    the cache, as ``create`` does; fields whose cached value depends on more than the value (translated,
-    company dependent, x2many, binary) are left to be read."""
+def _cache_given(records, names, vals_list, defaults=None):
+    """Put the values written of fields ``names`` of the new ``records`` (one dict of ``vals_list`` each: a
+    field given there, else its default in ``defaults``, else empty) into the cache, as ``create`` does;
+    fields whose cached value depends on more than the value (translated, company dependent, x2many, binary)
+    are left to be read."""
+    defaults = defaults or {}
     for name in names:
         field = records._fields[name]
         if field.translate or field.company_dependent or field.type in ("one2many", "many2many", "binary"):
             continue
+        blank = defaults.get(name, False)
         records.env.cache.update(
-            records, field, [field.convert_to_cache(vals.get(name, False), records) for vals in vals_list]
+            records, field, [field.convert_to_cache(vals.get(name, blank), records) for vals in vals_list]
         )
 
 

@@ -624,7 +624,7 @@ class KsefnetDocument(models.Model):
             for row, doc_id, attachment in zip(rows, ids, attachments, strict=True):
                 row.update(id=doc_id, xml_attachment_id=attachment.id)
         self._initial_columns(rows, invoices)
-        docs = insert_records(self.sudo(), rows)
+        docs = insert_records(self.sudo(), rows, cached=self._read_after_insert())
         keep_statistics(self, len(rows))  # see _known_refs: a first bulk load would otherwise slow down
         self._log_events(
             [(doc.id, False, state, None, message, reference) for doc in docs],
@@ -639,6 +639,13 @@ class KsefnetDocument(models.Model):
         their own columns here rather than updating the rows afterwards). ``invoices``: the parsed invoice of
         each row (None: unreadable), or None when the caller has not parsed them."""
         return rows
+
+    @api.model
+    def _read_after_insert(self):
+        """Hook: fields of new documents that are read right after they are inserted (by ``_on_arrival``, or
+        by a channel answering its caller): their values as written are put into the cache instead of being
+        read back by a query (ksefnet_bulk.insert_records' ``cached``)."""
+        return ("state",)
 
     def _user_writable_fields(self):
         """The fields a user (not the buffer itself) may write, if the record rules let them write at all."""

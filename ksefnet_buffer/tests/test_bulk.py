@@ -130,6 +130,24 @@ class TestBulkInserts(TransactionCase):
         (after,) = insert_records(self.Document, [plain(self._values("after"))])
         self.assertGreater(after.id, max(ids))  # the sequence moved on past the reserved ids
 
+    def test_the_fields_read_next_come_from_the_cache_as_stored(self):
+        """``cached``: what the caller reads right after the insert is in the cache, given, default or empty,
+        and equal to what the database then holds."""
+        (doc,) = insert_records(self.Document, [self.Document._message_vals(self._values("cached"))])
+        Event = self.env["ksefnet.document.event"].sudo()
+        base = {"document_id": doc.id, "company_id": doc.company_id.id, "to_state": "waiting"}
+        rows = [dict(base, ksef_code=200, reference="R1"), dict(base, from_state="waiting")]
+        names = ["to_state", "from_state", "ksef_code", "reference", "document_id", "date", "user_id"]
+        events = insert_records(Event, rows, cached=names)  # date and user_id: defaults; from_state: empty
+        with self.assertQueryCount(0):
+            cached = [[event[n] for n in names] for event in events]
+        events.env.flush_all()
+        events.invalidate_recordset()
+        self.assertEqual(cached, [[event[n] for n in names] for event in events])
+        self.assertEqual([(c[1], c[2], c[3]) for c in cached], [(False, 200, "R1"), ("waiting", 0, False)])
+        with self.assertRaises(ValueError):
+            insert_records(Event, rows[:1], cached=["message"])  # not a column
+
     def test_ids_of_several_tables_in_one_query(self):
         Event, Attachment = self.env["ksefnet.document.event"].sudo(), self.env["ir.attachment"].sudo()
         with self.assertQueryCount(1):

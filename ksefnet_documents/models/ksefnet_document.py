@@ -198,14 +198,26 @@ class KsefnetDocument(models.Model):
         result = super()._on_arrival(invoices, new=new)
         docs = self.sudo()
         if new and docs:  # most were classified as they were inserted (_initial_columns): the others now
-            docs.flush_recordset(["classified_at"])
-            self.env.cr.execute(  # their time of classification only, not every column of the new rows
-                "SELECT id FROM ksefnet_document WHERE id = ANY(%s) AND classified_at IS NULL", [docs.ids]
-            )
-            docs = docs.browse([row[0] for row in self.env.cr.fetchall()])
+            # what the insert put into the cache (_read_after_insert) tells; for the rest, their time of
+            # classification only is read, not every column of the new rows
+            field, cache = docs._fields["classified_at"], docs.env.cache
+            known = {doc.id for doc in docs if cache.get(doc, field, None)}
+            unknown = [doc_id for doc_id in docs._ids if doc_id not in known]
+            if unknown:
+                docs.flush_recordset(["classified_at"])
+                self.env.cr.execute(
+                    "SELECT id FROM ksefnet_document WHERE id = ANY(%s) AND classified_at IS NULL", [unknown]
+                )
+                docs = docs.browse([row[0] for row in self.env.cr.fetchall()])
+            else:
+                docs = docs.browse()
         if docs:
             docs._classify(invoices, new=new)
         return result
+
+    @api.model
+    def _read_after_insert(self):
+        return (*super()._read_after_insert(), "classified_at")  # by _on_arrival
 
     @api.model
     def _initial_columns(self, rows, invoices=None):

@@ -4,7 +4,7 @@ import zlib
 
 from odoo import api, fields, models
 
-from .ksefnet_hipermarket_api import SOURCE
+from .ksefnet_hipermarket_api import DESCRIBED_FIELDS, SOURCE
 
 SEQUENCE = "ksefnet_hm_change_seq"
 #: the advisory-lock namespace of the change feed (the second key is the buffer id)
@@ -64,6 +64,10 @@ class KsefnetDocument(models.Model):
         result = super()._on_engine_change()
         self._hm_bump()
         return result
+
+    @api.model
+    def _read_after_insert(self):
+        return (*super()._read_after_insert(), *DESCRIBED_FIELDS)  # the API's answer (_describe)
 
     @api.model
     def _initial_columns(self, rows, invoices=None):
