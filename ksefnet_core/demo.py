@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -23,6 +23,7 @@ from .auth import ContextIdentifier, authenticate_with_ksef_token, logout
 from .client import KsefClient
 from .download import IncrementalDownloader
 from .environments import Environment
+from .fa3 import poland_today
 from .sessions import OnlineSession
 from .testing import sample_invoice
 from .throttle import Throttle
@@ -71,7 +72,7 @@ def run(base: str, nip: str, invoices: int, purchases: int) -> None:
     with OnlineSession(client) as session:
         sent = [
             session.send(
-                sample_invoice(seller_nip=nip, number=f"DEMO/{stamp}/{i + 1}", issue_date=date.today())
+                sample_invoice(seller_nip=nip, number=f"DEMO/{stamp}/{i + 1}", issue_date=poland_today())
             )
             for i in range(invoices)
         ]

@@ -66,9 +66,14 @@ def sample_invoice(
 ) -> bytes:
     """A valid FA(3) invoice. ``corrected`` = (number, issue date, KSeF number or None) for KOR kinds.
 
-    ``padding_bytes`` adds a free-text description of that many characters (to test size limits).
+    ``padding_bytes`` adds a free-text description of that many characters (to test size limits). The
+    issue date is today in Poland by default: between midnight in Warsaw and midnight UTC the machine's
+    date is a day behind, and KSeF (and the simulator) take an invoice dated before its acceptance day as
+    issued offline.
     """
-    issue = issue_date or date.today()
+    from .fa3 import poland_today  # fa3 does not import this module; kept local all the same
+
+    issue = issue_date or poland_today()  # the day in Poland, as an issuer there dates it (not the machine's)
     nets = [Decimal(n) for n in net_amounts]
     net = sum(nets, Decimal(0))
     vat = (net * vat_rate / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

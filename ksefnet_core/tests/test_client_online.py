@@ -250,7 +250,7 @@ def test_issue_date_is_compared_with_the_calendar_day_in_poland(simulator):
 def test_session_with_only_rejected_invoices_ends_with_445(simulator):
     client = fast_client(simulator)
     with OnlineSession(client) as session:
-        send_all(session, [invoice(issue_date=date.today() + timedelta(days=1))])
+        send_all(session, [invoice(issue_date=fa3.poland_today() + timedelta(days=1))])
     with pytest.raises(KsefOperationFailed) as info:
         session.wait_until_processed(timeout=10, poll_interval=0.05)
     assert info.value.code == 445 and info.value.reference_number == session.reference_number
