@@ -7,7 +7,7 @@ whose ``evaluate`` decides one document from the facts read once from it (``ksef
 ``ksefnet.document._classify`` and the rule's Test button both use them.
 """
 
-from odoo import _, api, fields, models
+from odoo import _, fields, models
 from odoo.addons.ksefnet_buffer.models.ksefnet_message import Label
 from odoo.tools.translate import LazyTranslate
 
@@ -40,6 +40,8 @@ TEXT_FIELDS = [(name, _TEXT_LABELS[name]) for name in engine.TEXT_FIELDS]
 
 class KsefnetClassificationRule(models.Model):
     _name = "ksefnet.classification.rule"
+    # the compiled rules are cached (ksefnet.document._compiled_rules_of): every change is seen at once
+    _inherit = ["ksefnet.cache.source"]
     _description = "KSeF classification rule"
     _order = "buffer_id, sequence, id"
 
@@ -112,23 +114,6 @@ class KsefnetClassificationRule(models.Model):
     shop_id = fields.Many2one("ksefnet.shop", "Shop")
     tag_ids = fields.Many2many("ksefnet.tag", string="Add tags")
     stop = fields.Boolean("Stop here", help="Do not evaluate the rules after this one when it matches.")
-
-    # the compiled rules are cached (ksefnet.document._compiled_rules_of): every change is seen at once
-    @api.model_create_multi
-    def create(self, vals_list):
-        rules = super().create(vals_list)
-        self.env["ksefnet.document"]._forget_compiled_rules()
-        return rules
-
-    def write(self, vals):
-        result = super().write(vals)
-        self.env["ksefnet.document"]._forget_compiled_rules()
-        return result
-
-    def unlink(self):
-        result = super().unlink()
-        self.env["ksefnet.document"]._forget_compiled_rules()
-        return result
 
     # -- evaluation ----------------------------------------------------------------------------------------
     def _compile(self, shops):

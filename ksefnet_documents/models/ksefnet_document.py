@@ -317,8 +317,8 @@ class KsefnetDocument(models.Model):
         """:meth:`_compiled_rules`, compiled once and kept in the registry's cache: every HiperMarket call, a
         downloaded batch or a classification run would otherwise search the rules and shops and compile them
         again (7 ms for 200 rules and 100 shops). Plain values only (ids, codes, patterns), no records. The
-        cache is cleared by every change of what they are made of (:meth:`_forget_compiled_rules`: rules, shops
-        and invoice kinds changed, catalogs, tags and buffers deleted), and Odoo tells the other workers at
+        cache is cleared by every change of what they are made of (rules and invoice kinds are ksefnet.cache.source
+        records; shops changed, catalogs, tags and buffers deleted call :meth:`_forget_compiled_rules`), and Odoo tells the other workers at
         commit; a rolled back change clears it again."""
         env = self.with_context(active_test=True).sudo().env
         shops = env["ksefnet.shop"].search([("buffer_id", "=", buffer_id)])

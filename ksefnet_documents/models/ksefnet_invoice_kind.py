@@ -1,10 +1,11 @@
-from odoo import api, fields, models
+from odoo import fields, models
 
 
 class KsefnetInvoiceKind(models.Model):
     """The FA(3) invoice kinds (RodzajFaktury), as records to choose in rules and permissions."""
 
     _name = "ksefnet.invoice.kind"
+    _inherit = ["ksefnet.cache.source"]  # the compiled classification rules hold the codes of their kinds
     _description = "KSeF invoice kind"
     _order = "sequence, id"
 
@@ -13,20 +14,3 @@ class KsefnetInvoiceKind(models.Model):
     sequence = fields.Integer(default=10)
 
     _sql_constraints = [("code_unique", "UNIQUE(code)", "Each invoice kind exists once.")]
-
-    # the compiled classification rules hold the codes of their kinds
-    @api.model_create_multi
-    def create(self, vals_list):
-        kinds = super().create(vals_list)
-        self.env["ksefnet.document"]._forget_compiled_rules()
-        return kinds
-
-    def write(self, vals):
-        result = super().write(vals)
-        self.env["ksefnet.document"]._forget_compiled_rules()
-        return result
-
-    def unlink(self):
-        result = super().unlink()
-        self.env["ksefnet.document"]._forget_compiled_rules()
-        return result

@@ -1,4 +1,4 @@
-from odoo import api, fields, models
+from odoo import fields, models
 from odoo.osv import expression
 
 
@@ -10,6 +10,7 @@ class KsefnetPermission(models.Model):
     """
 
     _name = "ksefnet.permission"
+    _inherit = ["ksefnet.cache.source"]  # record rules are cached: a change must be seen at once
     _description = "KSeF document permission"
     _order = "name"
 
@@ -56,20 +57,3 @@ class KsefnetPermission(models.Model):
         if self.invoice_kind_ids:
             parts.append([("invoice_kind", "in", self.invoice_kind_ids.mapped("code"))])
         return expression.AND(parts) if parts else []
-
-    # Record rules are cached: any change of permissions must be seen at once.
-    @api.model_create_multi
-    def create(self, vals_list):
-        records = super().create(vals_list)
-        self.env.registry.clear_cache()
-        return records
-
-    def write(self, vals):
-        result = super().write(vals)
-        self.env.registry.clear_cache()
-        return result
-
-    def unlink(self):
-        result = super().unlink()
-        self.env.registry.clear_cache()
-        return result
